@@ -1,0 +1,219 @@
+"""Forms of the browser UI."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import (
+    DEFAULT_PORTS,
+    SMTP_DEFAULT_PORTS,
+    AccountKind,
+    MailAccount,
+    Security,
+)
+from accounts.servers import ServerSettings
+from accounts.services import AccountOptions
+
+# A DNS name (labels of letters, digits and hyphens) or an IP literal.
+_HOST_RE = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$"
+)
+
+
+def clean_host(value: str) -> str:
+    host = value.strip().lower().rstrip(".")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if ":" in host:  # an IPv6 literal
+        try:
+            return str(ipaddress.IPv6Address(host))
+        except ValueError:
+            raise ValidationError(_("This is not a valid host name.")) from None
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValidationError(_("This is not a valid host name.")) from None
+    if not _HOST_RE.match(host):
+        raise ValidationError(_("This is not a valid host name."))
+    return host
+
+
+class HostField(forms.CharField):
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(max_length=253, **kwargs)  # type: ignore[arg-type]
+
+    def clean(self, value: str) -> str:
+        value = super().clean(value)
+        return clean_host(value) if value else value
+
+
+class MailAccountForm(forms.Form):
+    """Add or edit a mail account. The login is tested before anything is saved."""
+
+    kind = forms.ChoiceField(
+        label=_("Protocol"),
+        choices=AccountKind.choices,
+        widget=forms.RadioSelect,
+        initial=AccountKind.IMAP,
+    )
+    email = forms.EmailField(label=_("E-mail address"))
+    label = forms.CharField(
+        label=_("Name"),
+        max_length=100,
+        required=False,
+        help_text=_("How the account is shown here; the e-mail address by default."),
+    )
+    host = HostField(label=_("Incoming server"))
+    security = forms.ChoiceField(
+        label=_("Security"), choices=Security.choices, initial=Security.SSL
+    )
+    port = forms.IntegerField(
+        label=_("Port"),
+        min_value=1,
+        max_value=65535,
+        required=False,
+        help_text=_("Empty: the usual port for the protocol and security."),
+    )
+    allow_unencrypted = forms.BooleanField(
+        label=_(
+            "I understand that without encryption my password and my mail cross "
+            "the network in clear, readable by anyone on the way."
+        ),
+        required=False,
+    )
+    username = forms.CharField(
+        label=_("User name"),
+        max_length=255,
+        required=False,
+        help_text=_("Empty: the e-mail address."),
+    )
+    password = forms.CharField(
+        label=_("Password"),
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+    )
+    leave_on_server = forms.BooleanField(
+        label=_("Leave a copy of each message on the POP3 server"),
+        required=False,
+        initial=True,
+    )
+    check_interval_minutes = forms.IntegerField(
+        label=_("Check for new mail every (minutes)"),
+        min_value=5,
+        max_value=24 * 60,
+        initial=15,
+    )
+    smtp_host = HostField(label=_("Outgoing server (SMTP)"), required=False)
+    smtp_security = forms.ChoiceField(
+        label=_("SMTP security"), choices=Security.choices, initial=Security.STARTTLS
+    )
+    smtp_port = forms.IntegerField(
+        label=_("SMTP port"), min_value=1, max_value=65535, required=False
+    )
+    smtp_username = forms.CharField(
+        label=_("SMTP user name"),
+        max_length=255,
+        required=False,
+        help_text=_("Empty: the incoming server's user name."),
+    )
+    smtp_password = forms.CharField(
+        label=_("SMTP password"),
+        strip=False,
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("Empty: the incoming server's password."),
+    )
+
+    def __init__(self, *args: object, account: MailAccount | None = None, **kwargs):
+        self.account = account
+        if account is not None:
+            kwargs.setdefault("initial", _initial_of(account))
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        if account is not None:
+            # Changing the protocol would change where the mail lives.
+            self.fields["kind"].disabled = True
+            self.fields["password"].required = False
+            self.fields["password"].help_text = _(
+                "Leave empty to keep the current password."
+            )
+            if account.smtp_password_encrypted:
+                self.fields["smtp_password"].help_text = _(
+                    "Leave empty to keep the current SMTP password."
+                )
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        clear_in = data.get("security") == Security.NONE
+        clear_out = data.get("smtp_host") and data.get("smtp_security") == Security.NONE
+        if (clear_in or clear_out) and not data.get("allow_unencrypted"):
+            self.add_error(
+                "allow_unencrypted",
+                _("Confirm that you want to send your password without encryption."),
+            )
+        return data
+
+    # What the services need, once the form is valid.
+    def options(self) -> AccountOptions:
+        d = self.cleaned_data
+        return AccountOptions(
+            label=d["label"] or d["email"],
+            email=d["email"],
+            leave_on_server=d["leave_on_server"],
+            check_interval_minutes=d["check_interval_minutes"],
+        )
+
+    def server(self) -> ServerSettings:
+        d = self.cleaned_data
+        kind = AccountKind(d["kind"])
+        security = Security(d["security"])
+        return ServerSettings(
+            host=d["host"],
+            port=d["port"] or DEFAULT_PORTS[(kind, security)],
+            security=security,
+            username=d["username"] or d["email"],
+        )
+
+    def smtp(self) -> ServerSettings | None:
+        d = self.cleaned_data
+        if not d["smtp_host"]:
+            return None
+        security = Security(d["smtp_security"])
+        return ServerSettings(
+            host=d["smtp_host"],
+            port=d["smtp_port"] or SMTP_DEFAULT_PORTS[security],
+            security=security,
+            username=d["smtp_username"] or d["username"] or d["email"],
+        )
+
+    def smtp_secret(self) -> str | None:
+        """The SMTP password typed; None means keep the stored one (edit)."""
+        typed = self.cleaned_data["smtp_password"]
+        if typed:
+            return typed
+        if self.account is not None and self.account.smtp_password_encrypted:
+            return None
+        return self.cleaned_data["password"] or None
+
+
+def _initial_of(account: MailAccount) -> dict[str, object]:
+    return {
+        "kind": account.kind,
+        "email": account.email,
+        "label": account.label,
+        "host": account.host,
+        "security": account.security,
+        "port": account.port,
+        "allow_unencrypted": account.security == Security.NONE,
+        "username": account.username,
+        "leave_on_server": account.leave_on_server,
+        "check_interval_minutes": account.check_interval_minutes,
+        "smtp_host": account.smtp_host,
+        "smtp_security": account.smtp_security,
+        "smtp_port": account.smtp_port,
+        "smtp_username": account.smtp_username,
+    }

@@ -1,0 +1,86 @@
+"""IMAP connections over imapclient, through the outbound-network policy."""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import socket
+import ssl
+from mailbox import net
+from mailbox.errors import Problem, ServerProblem
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from accounts.models import Security
+from accounts.servers import ServerSettings
+
+
+class _IMAP4(imaplib.IMAP4):
+    """imaplib transport that connects through mailbox.net (checked address)."""
+
+    def __init__(
+        self, host: str, port: int, timeout: float, tls: ssl.SSLContext | None
+    ) -> None:
+        self._tls = tls
+        super().__init__(host, port, timeout=timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        sock = net.open_connection(self.host, self.port, timeout or 30.0)
+        if self._tls is None:
+            return sock
+        # SNI and the certificate check use the name, not the checked address.
+        return self._tls.wrap_socket(sock, server_hostname=self.host)
+
+
+class _Client(IMAPClient):
+    def _create_IMAP4(self) -> imaplib.IMAP4:  # noqa: N802 (imapclient's name)
+        tls = self.ssl_context if self.ssl else None
+        return _IMAP4(self.host, self.port, self._timeout.connect, tls)
+
+
+def connect(server: ServerSettings, password: str, *, timeout: float) -> IMAPClient:
+    """Return a logged-in client; raise ServerProblem with a user-facing reason."""
+    implicit_tls = server.security == Security.SSL
+    with net.translated_errors():
+        try:
+            client = _Client(
+                server.host,
+                server.port,
+                ssl=implicit_tls,
+                ssl_context=net.tls_context(),
+                timeout=timeout,
+            )
+        except imaplib.IMAP4.error as exc:
+            # A greeting that is not IMAP's (a POP3 or SMTP port, say).
+            raise ServerProblem(Problem.PROTOCOL, str(exc)[:120]) from exc
+        try:
+            if server.security == Security.STARTTLS:
+                if not client.has_capability("STARTTLS"):
+                    raise ServerProblem(Problem.TLS, "STARTTLS is not offered")
+                client.starttls(net.tls_context())
+            client.login(server.username, password)
+        except LoginError as exc:
+            _close(client)
+            raise ServerProblem(Problem.AUTH) from exc
+        except IMAPClientError as exc:
+            _close(client)
+            raise ServerProblem(Problem.PROTOCOL, str(exc)[:120]) from exc
+        except BaseException:
+            _close(client)
+            raise
+    return client
+
+
+def probe(server: ServerSettings, password: str, *, timeout: float) -> None:
+    """Log in and out once; raise ServerProblem if that cannot be done."""
+    client = connect(server, password, timeout=timeout)
+    _close(client)
+
+
+def _close(client: IMAPClient) -> None:
+    try:
+        client.logout()
+    except (OSError, IMAPClientError, imaplib.IMAP4.error):
+        with contextlib.suppress(OSError):
+            client.shutdown()

@@ -1,0 +1,104 @@
+"""Browser views. Each parses input, calls one gate and a service, renders."""
+
+from __future__ import annotations
+
+from mailbox import setup
+from mailbox.errors import ServerProblem
+from mailbox.forms import MailAccountForm
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
+
+from accounts.selectors import mail_account_get, mail_account_list
+from accounts.services import mail_account_delete
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("mailbox:account_list")
+
+
+@login_required
+@require_GET
+def account_list(request: HttpRequest) -> HttpResponse:
+    accounts = mail_account_list(user=request.user)
+    return render(request, "mailbox/account_list.html", {"accounts": accounts})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_add(request: HttpRequest) -> HttpResponse:
+    form = MailAccountForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            account = setup.account_add(
+                user=request.user,
+                kind=form.cleaned_data["kind"],
+                options=form.options(),
+                server=form.server(),
+                password=form.cleaned_data["password"],
+                smtp=form.smtp(),
+                smtp_password=form.smtp_secret() or "",
+            )
+        except ServerProblem as problem:
+            form.add_error(None, _login_failed(form, problem))
+        else:
+            messages.success(
+                request,
+                _("The account “%(label)s” is added.") % {"label": account.label},
+            )
+            return redirect("mailbox:account_list")
+    return render(request, "mailbox/account_form.html", {"form": form, "account": None})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_edit(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = mail_account_get(user=request.user, account_id=account_id)
+    form = MailAccountForm(request.POST or None, account=account)
+    if request.method == "POST" and form.is_valid():
+        try:
+            setup.account_change(
+                account=account,
+                options=form.options(),
+                server=form.server(),
+                password=form.cleaned_data["password"] or None,
+                smtp=form.smtp(),
+                smtp_password=form.smtp_secret(),
+            )
+        except ServerProblem as problem:
+            form.add_error(None, _login_failed(form, problem))
+        else:
+            messages.success(request, _("The account is saved."))
+            return redirect("mailbox:account_list")
+    return render(
+        request, "mailbox/account_form.html", {"form": form, "account": account}
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_delete(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = mail_account_get(user=request.user, account_id=account_id)
+    if request.method == "POST":
+        label = account.label
+        mail_account_delete(account=account)
+        messages.success(
+            request, _("The account “%(label)s” is removed.") % {"label": label}
+        )
+        return redirect("mailbox:account_list")
+    return render(request, "mailbox/account_confirm_delete.html", {"account": account})
+
+
+def _login_failed(form: MailAccountForm, problem: ServerProblem) -> str:
+    server = form.server()
+    return _("%(host)s:%(port)s — %(message)s Nothing was saved.") % {
+        "host": server.host,
+        "port": server.port,
+        "message": problem.message,
+    }
