@@ -7,6 +7,8 @@ files under ``var/``, secrets generated into ``var/secrets.json``, no Redis need
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from pathlib import Path
 
@@ -35,6 +37,7 @@ if PRODUCTION:
         for name, value in (
             ("DJANGO_SECRET_KEY", _secret_key),
             ("WEBMAIL_CREDENTIAL_KEYS", _credential_keys),
+            ("DJANGO_ALLOWED_HOSTS", env_list("DJANGO_ALLOWED_HOSTS")),
         )
         if not value
     ]
@@ -46,6 +49,17 @@ elif not (_secret_key and _credential_keys):
     _local = local_secrets(DATA_DIR / "secrets.json")
     _secret_key = _secret_key or _local["secret_key"]
     _credential_keys = _credential_keys or [_local["credential_key"]]
+
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DJANGO_DEBUG must stay off in production")
+for _key in _credential_keys:
+    # A Fernet key is 32 bytes in url-safe base64; fail at start, not at first use.
+    try:
+        _valid = len(base64.urlsafe_b64decode(_key.encode())) == 32
+    except (ValueError, binascii.Error):
+        _valid = False
+    if not _valid:
+        raise ImproperlyConfigured("WEBMAIL_CREDENTIAL_KEYS holds a malformed key")
 
 SECRET_KEY = _secret_key
 # Fernet keys for mail-account credentials; the first encrypts, all decrypt.
@@ -239,7 +253,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("WEBMAIL_TASK_TIME_LIMIT", 1800)
-CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
+CELERY_TASK_SOFT_TIME_LIMIT = max(
+    CELERY_TASK_TIME_LIMIT - 60, CELERY_TASK_TIME_LIMIT // 2
+)
 # Longer than any task time limit and retry countdown, so that a slow task is
 # never delivered twice at once.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 3}
