@@ -14,10 +14,11 @@ import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from mailbox.errors import Problem, ServerProblem
 
 from django.conf import settings
 from django.utils.translation import gettext as _
+
+from mailbox.errors import Problem, ServerProblem
 
 
 def address_allowed(address: str) -> bool:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from mailbox import net
-from mailbox.imap import session as imap_session
-from mailbox.pop import client as pop_client
 
 from accounts.models import AccountKind, MailAccount, User
 from accounts.servers import ServerSettings
 from accounts.services import AccountOptions, mail_account_create, mail_account_update
+from mailbox import net
+from mailbox.imap import session as imap_session
+from mailbox.pop import client as pop_client
 
 logger = logging.getLogger(__name__)
 

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from mailbox import setup
-from mailbox.errors import ServerProblem
-from mailbox.forms import MailAccountForm
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -15,6 +11,9 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.selectors import mail_account_get, mail_account_list
 from accounts.services import mail_account_delete
+from mailbox import setup
+from mailbox.errors import ServerProblem
+from mailbox.forms import MailAccountForm
 
 
 @login_required

@@ -6,14 +6,14 @@ import contextlib
 import imaplib
 import socket
 import ssl
-from mailbox import net
-from mailbox.errors import Problem, ServerProblem
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from accounts.models import Security
 from accounts.servers import ServerSettings
+from mailbox import net
+from mailbox.errors import Problem, ServerProblem
 
 
 class _IMAP4(imaplib.IMAP4):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import poplib
 import socket
-from mailbox import net
-from mailbox.errors import Problem, ServerProblem
 
 from accounts.models import Security
 from accounts.servers import ServerSettings
+from mailbox import net
+from mailbox.errors import Problem, ServerProblem
 
 
 class _POP3(poplib.POP3):
