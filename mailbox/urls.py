@@ -1,6 +1,6 @@
-from mailbox import views
-
 from django.urls import path
+
+from mailbox import views
 
 app_name = "mailbox"
 
