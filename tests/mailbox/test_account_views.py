@@ -263,6 +263,23 @@ def test_invalid_host_names_are_rejected(user_client, dovecot, mail_user, host):
     assert "not a valid host name" in page or "at most" in page
 
 
+def edit_data(account: MailAccount, **overrides: object) -> dict[str, object]:
+    """The edit form as the page fills it in, with ``overrides``."""
+    data: dict[str, object] = {
+        "email": account.email,
+        "label": account.label,
+        "host": account.host,
+        "security": account.security,
+        "port": account.port,
+        "username": account.username,
+        "password": "",
+        "check_interval_minutes": account.check_interval_minutes,
+        "smtp_security": account.smtp_security,
+    }
+    data.update(overrides)
+    return data
+
+
 @pytest.mark.usefixtures("trust_test_ca")
 def test_edit_keeps_the_password_when_left_empty(user_client, imap_account):
     """Editing without typing a password keeps (and tests) the stored one."""
@@ -270,17 +287,7 @@ def test_edit_keeps_the_password_when_left_empty(user_client, imap_account):
     page = user_client.get(url).content.decode()
     assert imap_account.get_password() not in page
     assert imap_account.password_encrypted not in page
-    data = {
-        "email": imap_account.email,
-        "label": "Renamed",
-        "host": imap_account.host,
-        "security": imap_account.security,
-        "port": imap_account.port,
-        "username": imap_account.username,
-        "password": "",
-        "check_interval_minutes": 15,
-        "smtp_security": Security.STARTTLS,
-    }
+    data = edit_data(imap_account, label="Renamed")
     response = user_client.post(url, data)
     assert response.status_code == 302
     imap_account.refresh_from_db()
@@ -292,17 +299,7 @@ def test_edit_with_a_wrong_password_changes_nothing(user_client, imap_account):
     """A failed login on edit keeps the account as it was."""
     url = reverse("mailbox:account_edit", args=[imap_account.pk])
     old_token = imap_account.password_encrypted
-    data = {
-        "email": imap_account.email,
-        "label": "Renamed",
-        "host": imap_account.host,
-        "security": imap_account.security,
-        "port": imap_account.port,
-        "username": imap_account.username,
-        "password": "wrong",
-        "check_interval_minutes": 15,
-        "smtp_security": Security.STARTTLS,
-    }
+    data = edit_data(imap_account, label="Renamed", password="wrong")
     page = user_client.post(url, data).content.decode()
     assert "refused the user name or password" in page
     imap_account.refresh_from_db()
