@@ -9,5 +9,6 @@ admin.site.site_header = "Webmail administration"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("settings/", include("accounts.urls")),
     path("", include("mailbox.urls")),
 ]
