@@ -7,6 +7,7 @@ import re
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import (
@@ -18,6 +19,7 @@ from accounts.models import (
 )
 from accounts.servers import ServerSettings
 from accounts.services import AccountOptions
+from mailbox.sources import ListQuery, SearchField, SortKey
 
 # A DNS name (labels of letters, digits and hyphens) or an IP literal.
 _HOST_RE = re.compile(
@@ -217,3 +219,134 @@ def _initial_of(account: MailAccount) -> dict[str, object]:
         "smtp_port": account.smtp_port,
         "smtp_username": account.smtp_username,
     }
+
+
+# --- reading mail ---------------------------------------------------------------
+
+_PART_RE = re.compile(r"^[1-9][0-9]{0,3}(\.[1-9][0-9]{0,3}){0,30}$")
+
+
+class FolderNameField(forms.CharField):
+    """A folder's full server name: any text but control characters."""
+
+    def __init__(self, **kwargs: object) -> None:
+        kwargs.setdefault("max_length", 1000)
+        super().__init__(strip=False, **kwargs)  # type: ignore[arg-type]
+
+    def clean(self, value: str) -> str:
+        value = super().clean(value)
+        if value and any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValidationError(_("This is not a valid folder name."))
+        return value
+
+
+class ListParamsForm(forms.Form):
+    """The folder and the list options carried in a list URL."""
+
+    folder = FolderNameField(required=False)
+    page = forms.IntegerField(min_value=1, max_value=1_000_000, required=False)
+    sort = forms.ChoiceField(
+        choices=[(k.value, k.value) for k in SortKey], required=False
+    )
+    order = forms.ChoiceField(
+        choices=[("desc", "desc"), ("asc", "asc")], required=False
+    )
+    q = forms.CharField(max_length=200, required=False)
+    field = forms.ChoiceField(
+        choices=[(k.value, k.value) for k in SearchField], required=False
+    )
+    unread = forms.BooleanField(required=False)
+    flagged = forms.BooleanField(required=False)
+
+    def clean_folder(self) -> str:
+        return self.cleaned_data["folder"] or "INBOX"
+
+    def query(self) -> ListQuery:
+        d = self.cleaned_data
+        return ListQuery(
+            page=d["page"] or 1,
+            sort=SortKey(d["sort"] or SortKey.DATE),
+            reverse=d["order"] != "asc",
+            text=d["q"].strip(),
+            field=SearchField(d["field"] or SearchField.ALL),
+            unread_only=d["unread"],
+            flagged_only=d["flagged"],
+        )
+
+    def as_query_string(self, **changes: object) -> str:
+        """The list options (not the folder, nor the page), for links that keep them."""
+        d = dict(self.cleaned_data)
+        d.pop("folder", None)
+        d.pop("page", None)
+        d.update(changes)
+        return urlencode({k: ("1" if v is True else v) for k, v in d.items() if v})
+
+
+class MessageRefForm(forms.Form):
+    """One message: folder, validity (UIDVALIDITY) and uid; optionally a part."""
+
+    folder = FolderNameField()
+    v = forms.IntegerField(min_value=0, max_value=2**32 - 1)
+    uid = forms.IntegerField(min_value=1, max_value=2**32 - 1)
+    part = forms.RegexField(regex=_PART_RE, required=False)
+
+    def key(self) -> tuple[str, int, int]:
+        d = self.cleaned_data
+        return d["folder"], d["uid"], d["v"]
+
+
+class UidListField(forms.Field):
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value: object) -> list[int]:
+        if not value:
+            return []
+        values = value if isinstance(value, list | tuple) else [value]
+        try:
+            uids = sorted({int(v) for v in values})
+        except (TypeError, ValueError):
+            raise ValidationError(_("Invalid message selection.")) from None
+        if any(not 1 <= uid < 2**32 for uid in uids) or len(uids) > 1000:
+            raise ValidationError(_("Invalid message selection."))
+        return uids
+
+
+class BulkActionForm(forms.Form):
+    ACTIONS = [
+        ("read", _("Mark read")),
+        ("unread", _("Mark unread")),
+        ("flag", _("Flag")),
+        ("unflag", _("Remove flag")),
+        ("move", _("Move")),
+        ("delete", _("Delete")),
+    ]
+    folder = FolderNameField(widget=forms.HiddenInput)
+    validity = forms.IntegerField(
+        min_value=0, max_value=2**32 - 1, widget=forms.HiddenInput
+    )
+    uids = UidListField(required=True)
+    action = forms.ChoiceField(choices=ACTIONS)
+    to_folder = FolderNameField(required=False)
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("action") == "move" and not data.get("to_folder"):
+            self.add_error("to_folder", _("Choose the folder to move to."))
+        return data
+
+
+class FolderForm(forms.Form):
+    action = forms.ChoiceField(
+        choices=[("create", "create"), ("rename", "rename"), ("delete", "delete")]
+    )
+    folder = FolderNameField(required=False)
+    name = forms.CharField(max_length=100, required=False)
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        action = data.get("action")
+        if action in ("create", "rename") and not (data.get("name") or "").strip():
+            self.add_error("name", _("Give the folder a name."))
+        if action in ("rename", "delete") and not data.get("folder"):
+            self.add_error("folder", _("Choose a folder."))
+        return data

@@ -1,19 +1,31 @@
 from django.urls import path
 
-from mailbox import views
+from mailbox.views import accounts, mail
 
 app_name = "mailbox"
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("mail-accounts/", views.account_list, name="account_list"),
-    path("mail-accounts/add/", views.account_add, name="account_add"),
+    path("", mail.mail_home, name="home"),
+    path("mail-accounts/", accounts.account_list, name="account_list"),
+    path("mail-accounts/add/", accounts.account_add, name="account_add"),
     path(
-        "mail-accounts/<int:account_id>/edit/", views.account_edit, name="account_edit"
+        "mail-accounts/<int:account_id>/edit/",
+        accounts.account_edit,
+        name="account_edit",
     ),
     path(
         "mail-accounts/<int:account_id>/delete/",
-        views.account_delete,
+        accounts.account_delete,
         name="account_delete",
     ),
+    path("mail/<int:account_id>/", mail.message_list, name="message_list"),
+    path("mail/<int:account_id>/message/", mail.message_view, name="message_view"),
+    path("mail/<int:account_id>/message/body/", mail.message_body, name="message_body"),
+    path("mail/<int:account_id>/message/raw/", mail.message_raw, name="message_raw"),
+    path("mail/<int:account_id>/message/part/", mail.attachment, name="attachment"),
+    path("mail/<int:account_id>/actions/", mail.bulk_action, name="bulk_action"),
+    path("mail/<int:account_id>/folders/", mail.folder_manage, name="folder_manage"),
+    path("mail/<int:account_id>/trust-sender/", mail.trust_sender, name="trust_sender"),
+    path("mail/inline/", mail.inline_part, name="inline_part"),
+    path("mail/image/", mail.image_proxy, name="image_proxy"),
 ]

@@ -34,9 +34,41 @@ class _IMAP4(imaplib.IMAP4):
 
 
 class _Client(IMAPClient):
+    """IMAPClient that connects through mailbox.net and knows its open folder.
+
+    ``selected_folder`` is the folder selected read-write, or None: every way of
+    changing the selection goes through these methods, so listing and reading can
+    skip re-opening a folder that is already open (see listing.select).
+    """
+
+    selected_folder: str | None = None
+
     def _create_IMAP4(self) -> imaplib.IMAP4:  # noqa: N802 (imapclient's name)
         tls = self.ssl_context if self.ssl else None
         return _IMAP4(self.host, self.port, self._timeout.connect, tls)
+
+    def select_folder(self, folder, readonly=False):  # type: ignore[no-untyped-def]
+        self.selected_folder = None  # a failed SELECT leaves nothing selected
+        result = super().select_folder(folder, readonly)
+        if not readonly:
+            self.selected_folder = folder
+        return result
+
+    def unselect_folder(self):  # type: ignore[no-untyped-def]
+        self.selected_folder = None
+        return super().unselect_folder()
+
+    def close_folder(self):  # type: ignore[no-untyped-def]
+        self.selected_folder = None
+        return super().close_folder()
+
+    def rename_folder(self, old_name, new_name):  # type: ignore[no-untyped-def]
+        self.selected_folder = None
+        return super().rename_folder(old_name, new_name)
+
+    def delete_folder(self, folder):  # type: ignore[no-untyped-def]
+        self.selected_folder = None
+        return super().delete_folder(folder)
 
 
 def connect(server: ServerSettings, password: str, *, timeout: float) -> IMAPClient:

@@ -18,12 +18,6 @@ from mailbox.forms import MailAccountForm
 
 @login_required
 @require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    return redirect("mailbox:account_list")
-
-
-@login_required
-@require_GET
 def account_list(request: HttpRequest) -> HttpResponse:
     accounts = mail_account_list(user=request.user)
     return render(request, "mailbox/account_list.html", {"accounts": accounts})

@@ -1,0 +1,1 @@
+"""Browser views: mail accounts (accounts.py) and reading mail (mail.py)."""

@@ -1,0 +1,433 @@
+"""Reading mail: folders, message lists (headers first), one message, its parts."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    StreamingHttpResponse,
+)
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.translation import gettext as _
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.models import MailAccount
+from accounts.selectors import mail_account_list
+from mailbox import capabilities, imageproxy, sanitize
+from mailbox.access import account_for_user, source_of
+from mailbox.errors import ServerProblem
+from mailbox.forms import BulkActionForm, FolderForm, ListParamsForm, MessageRefForm
+from mailbox.imap.pool import PoolBusy
+from mailbox.models import TrustedSender
+from mailbox.sources import FolderChanged, ListQuery, MailSource, MessageGone
+
+logger = logging.getLogger(__name__)
+
+# The sandboxed body: no scripts, no plugins, no forms, no network but our own
+# images; a second wall should the sanitizer ever be bypassed.
+BODY_CSP = (
+    "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
+    "font-src 'none'; media-src 'none'; frame-ancestors 'self'; base-uri 'none'; "
+    "form-action 'none'; sandbox allow-popups allow-popups-to-escape-sandbox"
+)
+PART_CSP = "default-src 'none'; sandbox"
+
+
+def mail_errors(
+    view: Callable[..., HttpResponseBase],
+) -> Callable[..., HttpResponseBase]:
+    """Turn mail-server trouble into a page that says what failed, never a 500."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, account_id: int, *args: Any, **kwargs: Any):
+        try:
+            return view(request, account_id, *args, **kwargs)
+        except (ServerProblem, PoolBusy) as problem:
+            account = account_for_user(request.user, account_id)
+            logger.info("account %s: %s", account.pk, problem)
+            return render(
+                request,
+                "mailbox/server_problem.html",
+                {"account": account, "message": problem.message},
+                status=503,
+            )
+        except FolderChanged:
+            messages.warning(
+                request, _("The folder changed on the server; the list is reloaded.")
+            )
+            folder = request.GET.get("folder") or request.POST.get("folder") or "INBOX"
+            return redirect(_list_url(account_id, folder))
+        except MessageGone:
+            return render(
+                request,
+                "mailbox/message_gone.html",
+                {"account": account_for_user(request.user, account_id)},
+                status=404,
+            )
+
+    return wrapped
+
+
+def _list_url(account_id: int, folder: str, **params: object) -> str:
+    query = urlencode({"folder": folder, **{k: v for k, v in params.items() if v}})
+    return reverse("mailbox:message_list", args=[account_id]) + "?" + query
+
+
+def _source(request: HttpRequest, account_id: int) -> tuple[MailAccount, MailSource]:
+    account = account_for_user(request.user, account_id)
+    return account, source_of(account)
+
+
+def _sidebar(request: HttpRequest, account: MailAccount, source: MailSource) -> dict:
+    return {
+        "account": account,
+        "accounts": mail_account_list(user=request.user).filter(is_active=True),
+        "folders": source.folders(),
+        "quota": source.quota(),
+    }
+
+
+@login_required
+@require_GET
+def mail_home(request: HttpRequest) -> HttpResponse:
+    """The first account's inbox, or the page to add one."""
+    first = mail_account_list(user=request.user).filter(is_active=True).first()
+    if first is None:
+        return redirect("mailbox:account_list")
+    return redirect(_list_url(first.pk, "INBOX"))
+
+
+@login_required
+@require_GET
+@mail_errors
+def message_list(request: HttpRequest, account_id: int) -> HttpResponse:
+    account, source = _source(request, account_id)
+    params = ListParamsForm(request.GET)
+    if not params.is_valid():
+        raise Http404("bad list parameters")
+    folder = params.cleaned_data["folder"]
+    query = params.query()
+    page = source.messages(folder, query)
+    context = _sidebar(request, account, source)
+    context.update(
+        {
+            "folder": folder,
+            "page": page,
+            "params": params,
+            "list_query": params.as_query_string(),
+            "bulk_form": BulkActionForm(
+                initial={"folder": folder, "validity": page.validity}
+            ),
+        }
+    )
+    return render(request, "mailbox/message_list.html", context)
+
+
+def _message_ref(request: HttpRequest) -> MessageRefForm:
+    ref = MessageRefForm(request.GET)
+    if not ref.is_valid():
+        raise Http404("bad message reference")
+    return ref
+
+
+def _remote_allowed(request: HttpRequest, sender: str) -> bool:
+    if request.GET.get("remote") == "1":
+        return True
+    return (
+        bool(sender)
+        and TrustedSender.objects.filter(
+            user=request.user, email__iexact=sender
+        ).exists()
+    )
+
+
+@login_required
+@require_GET
+@mail_errors
+def message_view(request: HttpRequest, account_id: int) -> HttpResponse:
+    account, source = _source(request, account_id)
+    ref = _message_ref(request)
+    folder, uid, validity = ref.key()
+    message = source.message(
+        folder, uid, validity=validity, mark_seen=request.user.mark_read_on_open
+    )
+    parsed = message.parsed
+    sender = parsed.from_[0].email if parsed.from_ else ""
+    allow_remote = _remote_allowed(request, sender)
+    body = None
+    if parsed.html is not None:
+        body = _sanitized(request, account, message, allow_remote=allow_remote)
+    params = ListParamsForm(request.GET)
+    query = params.query() if params.is_valid() else ListQuery()
+    neighbours = source.neighbours(folder, uid, query, validity=validity)
+    context = _sidebar(request, account, source)
+    ref_query = urlencode({"folder": folder, "v": validity, "uid": uid})
+    context.update(
+        {
+            "folder": folder,
+            "message": message,
+            "parsed": parsed,
+            "sender": sender,
+            "text_html": sanitize.text_to_html(parsed.text)
+            if parsed.text is not None and parsed.html is None
+            else None,
+            "remote_blocked": bool(body and body.remote_blocked),
+            "remote_hosts": body.remote_hosts if body else (),
+            "allow_remote": allow_remote,
+            "body_url": reverse("mailbox:message_body", args=[account.pk])
+            + "?"
+            + ref_query
+            + ("&remote=1" if allow_remote else ""),
+            "ref_query": ref_query,
+            "list_query": params.as_query_string() if params.is_valid() else "",
+            "neighbours": neighbours,
+            "bulk_form": BulkActionForm(
+                initial={"folder": folder, "validity": validity}
+            ),
+        }
+    )
+    return render(request, "mailbox/message_view.html", context)
+
+
+def _sanitized(
+    request: HttpRequest, account: MailAccount, message, *, allow_remote: bool
+) -> sanitize.SanitizedHtml:
+    cid_map = message.parsed.cid_map
+
+    def cid_url(content_id: str) -> str | None:
+        part_id = cid_map.get(content_id)
+        if part_id is None:
+            return None
+        return capabilities.inline_part_url(
+            capabilities.PartGrant(
+                request.user.pk,
+                account.pk,
+                message.folder,
+                message.validity,
+                message.uid,
+                part_id,
+            )
+        )
+
+    return sanitize.sanitize_html(
+        message.parsed.html or "",
+        allow_remote=allow_remote,
+        cid_url=cid_url,
+        proxy_url=imageproxy.proxy_url,
+    )
+
+
+@login_required
+@require_GET
+@xframe_options_sameorigin
+@mail_errors
+def message_body(request: HttpRequest, account_id: int) -> HttpResponse:
+    """The sanitized HTML body alone, for the sandboxed iframe."""
+    account, source = _source(request, account_id)
+    folder, uid, validity = _message_ref(request).key()
+    message = source.message(folder, uid, validity=validity, mark_seen=False)
+    parsed = message.parsed
+    sender = parsed.from_[0].email if parsed.from_ else ""
+    body = _sanitized(
+        request, account, message, allow_remote=_remote_allowed(request, sender)
+    )
+    response = render(request, "mailbox/message_body.html", {"body": body.html})
+    response["Content-Security-Policy"] = BODY_CSP
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "private, no-store"
+    # The body carries its own policy; the app-wide one must not replace it.
+    response._csp_exempt = True  # type: ignore[attr-defined]
+    return response
+
+
+def _content_disposition(kind: str, filename: str) -> str:
+    """RFC 6266: an ASCII fallback plus the exact name in filename*."""
+    fallback = "".join(
+        c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename
+    )
+    return (
+        f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+    )
+
+
+@login_required
+@require_GET
+@mail_errors
+def attachment(request: HttpRequest, account_id: int) -> HttpResponseBase:
+    """One part, streamed as a download."""
+    _account, source = _source(request, account_id)
+    ref = _message_ref(request)
+    folder, uid, validity = ref.key()
+    part_id = ref.cleaned_data["part"]
+    if not part_id:
+        raise Http404("no part")
+    download = source.attachment(folder, uid, part_id, validity=validity)
+    response = StreamingHttpResponse(
+        download.chunks, content_type="application/octet-stream"
+    )
+    response["Content-Disposition"] = _content_disposition(
+        "attachment", download.info.filename
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = PART_CSP
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_GET
+def inline_part(request: HttpRequest) -> HttpResponseBase:
+    """An inline image of a mail body, through a signed URL (see capabilities)."""
+    grant = capabilities.grant_from_token(request.GET.get("t", ""))
+    if grant is None:
+        raise Http404("bad or expired link")
+    account = MailAccount.objects.filter(
+        pk=grant.account_id, user_id=grant.user_id, is_active=True
+    ).first()
+    if account is None:
+        raise Http404("no such account")
+    try:
+        download = source_of(account).attachment(
+            grant.folder, grant.uid, grant.part_id, validity=grant.validity
+        )
+    except (ServerProblem, PoolBusy, FolderChanged, MessageGone) as exc:
+        raise Http404("part unavailable") from exc
+    if download.info.content_type not in imageproxy.IMAGE_TYPES:
+        raise Http404("not an image")
+    response = StreamingHttpResponse(
+        download.chunks, content_type=download.info.content_type
+    )
+    response["Content-Disposition"] = _content_disposition(
+        "inline", download.info.filename
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = PART_CSP
+    response["Cache-Control"] = "private, max-age=3600"
+    response["Cross-Origin-Resource-Policy"] = "same-origin"
+    return response
+
+
+@login_required
+@require_GET
+@mail_errors
+def message_raw(request: HttpRequest, account_id: int) -> HttpResponseBase:
+    """Show original: the raw source as text, or as a .eml download."""
+    _account, source = _source(request, account_id)
+    folder, uid, validity = _message_ref(request).key()
+    chunks = source.raw(folder, uid, validity=validity)
+    if request.GET.get("download") == "1":
+        response = StreamingHttpResponse(chunks, content_type="message/rfc822")
+        response["Content-Disposition"] = _content_disposition(
+            "attachment", f"message-{uid}.eml"
+        )
+    else:
+        response = StreamingHttpResponse(
+            chunks, content_type="text/plain; charset=utf-8"
+        )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = PART_CSP
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_GET
+def image_proxy(request: HttpRequest) -> HttpResponse:
+    """A remote image of an allowed message, fetched by us (see imageproxy)."""
+    try:
+        image = imageproxy.fetch(imageproxy.url_from_token(request.GET.get("u", "")))
+    except imageproxy.ImageRefused:
+        return HttpResponse(status=404, content_type="text/plain")
+    response = HttpResponse(image.data, content_type=image.content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = PART_CSP
+    response["Cache-Control"] = "private, max-age=86400"
+    response["Cross-Origin-Resource-Policy"] = "same-origin"
+    return response
+
+
+def _back(request: HttpRequest, fallback: str) -> str:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return fallback
+
+
+@login_required
+@require_POST
+@mail_errors
+def bulk_action(request: HttpRequest, account_id: int) -> HttpResponse:
+    """Mark read/unread, flag/unflag, move or delete the selected messages."""
+    _account, source = _source(request, account_id)
+    form = BulkActionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose some messages and an action."))
+        folder = request.POST.get("folder") or "INBOX"
+        return redirect(_back(request, _list_url(account_id, folder)))
+    data = form.cleaned_data
+    folder, uids, validity = data["folder"], data["uids"], data["validity"]
+    action = data["action"]
+    if action in ("read", "unread"):
+        source.set_flags(folder, uids, validity=validity, seen=action == "read")
+    elif action in ("flag", "unflag"):
+        source.set_flags(folder, uids, validity=validity, flagged=action == "flag")
+    elif action == "move":
+        source.move(folder, uids, validity=validity, to_folder=data["to_folder"])
+        messages.success(request, _("Moved %(n)d message(s).") % {"n": len(uids)})
+    elif action == "delete":
+        source.delete(folder, uids, validity=validity)
+        messages.success(request, _("Deleted %(n)d message(s).") % {"n": len(uids)})
+    return redirect(_back(request, _list_url(account_id, folder)))
+
+
+@login_required
+@require_POST
+def trust_sender(request: HttpRequest, account_id: int) -> HttpResponse:
+    """Always show remote content of this sender's mail (through the proxy)."""
+    account_for_user(request.user, account_id)
+    email = request.POST.get("email", "").strip().lower()
+    if email and "@" in email and len(email) <= 254:
+        TrustedSender.objects.get_or_create(user=request.user, email=email)
+        messages.success(
+            request, _("Remote content from %(email)s is now shown.") % {"email": email}
+        )
+    return redirect(_back(request, reverse("mailbox:home")))
+
+
+@login_required
+@mail_errors
+def folder_manage(request: HttpRequest, account_id: int) -> HttpResponse:
+    """Create, rename and delete folders."""
+    account, source = _source(request, account_id)
+    form = FolderForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            if data["action"] == "create":
+                source.create_folder(data["name"], parent=data["folder"] or None)
+                messages.success(request, _("Folder created."))
+            elif data["action"] == "rename":
+                source.rename_folder(data["folder"], data["name"])
+                messages.success(request, _("Folder renamed."))
+            elif data["action"] == "delete":
+                source.delete_folder(data["folder"])
+                messages.success(request, _("Folder deleted."))
+        except ValueError as exc:
+            messages.error(request, str(exc))
+        return redirect("mailbox:folder_manage", account.pk)
+    context = _sidebar(request, account, source)
+    context["form"] = form
+    return render(request, "mailbox/folder_manage.html", context)
