@@ -4,8 +4,8 @@
     python3 -m webmail.dev test   # venv, locked install, the whole test suite
 
 Both create ``.venv`` with the locked dependencies (``uv.lock``) on first use.
-``test`` also needs Dovecot: as root it installs the Debian packages when they are
-missing, otherwise it says which ones to install.
+``test`` also needs Dovecot, Redis and Chromium: as root it installs the Debian
+packages when they are missing, otherwise it says which ones to install.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
-DEBIAN_TEST_PACKAGES = ["dovecot-imapd", "dovecot-pop3d", "redis-server"]
+DEBIAN_TEST_PACKAGES = ["dovecot-imapd", "dovecot-pop3d", "redis-server", "chromium"]
 
 
 def _run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
@@ -43,13 +43,14 @@ def ensure_venv(*, dev: bool) -> None:
 
 
 def ensure_test_servers() -> None:
-    """Install Dovecot (and Redis) from Debian when they are missing."""
-    missing = [p for p in ("dovecot", "redis-server") if shutil.which(p) is None]
+    """Install Dovecot, Redis and Chromium from Debian when they are missing."""
+    programs = ("dovecot", "redis-server", "chromium")
+    missing = [p for p in programs if shutil.which(p) is None]
     if not missing:
         return
     if os.geteuid() != 0:
         sys.exit(
-            "The tests start a private Dovecot and Redis; install them with:\n"
+            "The tests need Dovecot, Redis and Chromium; install them with:\n"
             "  sudo apt-get install " + " ".join(DEBIAN_TEST_PACKAGES)
         )
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")

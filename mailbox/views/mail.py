@@ -194,6 +194,10 @@ def message_view(request: HttpRequest, account_id: int) -> HttpResponse:
             "ref_query": ref_query,
             "list_query": params.as_query_string() if params.is_valid() else "",
             "neighbours": neighbours,
+            "attached": [
+                (nested, sanitize.text_to_html(nested.text) if nested.text else None)
+                for nested in parsed.attached_messages
+            ],
             "bulk_form": BulkActionForm(
                 initial={"folder": folder, "validity": validity}
             ),

@@ -419,3 +419,40 @@ def test_image_proxy_serves_raster_images_only(image_server, settings):
     assert client.get(forged).status_code == 404
     settings.WEBMAIL_ALLOW_PRIVATE_HOSTS = False
     assert client.get(proxy_url(image_server + "/a.png")).status_code == 404
+
+
+def test_forwarded_message_is_shown_as_an_attached_message(
+    user_client, imap_account, dovecot, mail_user
+):
+    """A message/rfc822 part shows its subject, sender and text below the body."""
+    dovecot.deliver(mail_user.username, load_eml("forwarded.eml"))
+    link = first_message_link(user_client.get(list_url(imap_account)).content.decode())
+    page = user_client.get(link).content.decode()
+    assert "Attached message" in page
+    assert 'class="attached-message"' in page
+
+
+def test_damaged_message_still_renders_with_a_note(
+    user_client, imap_account, dovecot, mail_user
+):
+    """Malformed MIME renders what it can, with a note, never a 500."""
+    for name in (
+        "missing_boundary.eml",
+        "broken_base64.eml",
+        "unknown_charset.eml",
+        "raw_latin1_headers.eml",
+        "deep_nesting.eml",
+        "nul_bytes.eml",
+        "bad_date.eml",
+        "no_body.eml",
+    ):
+        dovecot.deliver(mail_user.username, load_eml(name))
+    listing = user_client.get(list_url(imap_account)).content.decode()
+    links = re.findall(r'href="(/mail/\d+/message/\?[^"]+)"', listing)
+    assert len(links) == 8
+    notes = 0
+    for link in links:
+        response = user_client.get(link.replace("&amp;", "&"))
+        assert response.status_code == 200
+        notes += "This message is damaged" in response.content.decode()
+    assert notes >= 4
