@@ -115,6 +115,26 @@ class MailAccount(models.Model):
         default=15,
         validators=[MinValueValidator(5), MaxValueValidator(24 * 60)],
     )
+    remove_after_days = models.PositiveIntegerField(
+        _("remove from the server after (days)"),
+        null=True,
+        blank=True,
+        help_text=_("With a copy left on the server: empty keeps it there forever."),
+    )
+    # Where imported mail goes: a folder of the store (by name), or a folder of
+    # one of the user's IMAP accounts (by APPEND).
+    import_folder = models.CharField(
+        _("import into folder"), max_length=1000, blank=True, default=""
+    )
+    import_imap_account = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("import into IMAP account"),
+    )
+    last_import_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     # Outgoing mail (used by sending); empty host means "not configured".
     smtp_host = models.CharField(_("outgoing server"), max_length=253, blank=True)

@@ -23,3 +23,22 @@ class TrustedSender(models.Model):
 
     def __str__(self) -> str:
         return self.email
+
+
+# The store's models live in mailbox/store/; importing them here registers them.
+from mailbox.store.models import (  # noqa: E402
+    ChangeCounter,
+    ImportJob,
+    LocalFolder,
+    StoredMessage,
+    UidlEntry,
+)
+
+__all__ = [
+    "ChangeCounter",
+    "ImportJob",
+    "LocalFolder",
+    "StoredMessage",
+    "TrustedSender",
+    "UidlEntry",
+]
