@@ -29,6 +29,6 @@ def source_of(account: MailAccount) -> MailSource:
         from mailbox.imap.source import ImapSource
 
         return ImapSource(account)
-    from mailbox.store.source import StoreSource  # type: ignore[import-not-found]
+    from mailbox.store.source import StoreSource
 
     return StoreSource(account)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
+
 from accounts.models import AccountKind, MailAccount, User
 from accounts.servers import ServerSettings
 from accounts.services import AccountOptions, mail_account_create, mail_account_update
-from mailbox import net
+from mailbox import net, tasks
 from mailbox.imap import session as imap_session
 from mailbox.pop import client as pop_client
+from mailbox.store.models import ImportJob
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,10 @@ def account_add(
         smtp_password=smtp_password,
     )
     logger.info("mail account %s added for user %s", account.pk, user.pk)
+    if account.is_pop and not settings.CELERY_TASK_ALWAYS_EAGER:
+        # The first import starts at once on a worker. Without one (embedded
+        # mode) the import loop picks the new account up within a minute.
+        tasks.import_start(account=account, trigger=ImportJob.Trigger.MANUAL)
     return account
 
 

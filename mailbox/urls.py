@@ -18,6 +18,16 @@ urlpatterns = [
         accounts.account_delete,
         name="account_delete",
     ),
+    path(
+        "mail-accounts/<int:account_id>/import/",
+        accounts.account_import_now,
+        name="account_import_now",
+    ),
+    path(
+        "mail-accounts/<int:account_id>/import/<int:job_id>/",
+        accounts.import_job,
+        name="import_job",
+    ),
     path("mail/<int:account_id>/", mail.message_list, name="message_list"),
     path("mail/<int:account_id>/message/", mail.message_view, name="message_view"),
     path("mail/<int:account_id>/message/body/", mail.message_body, name="message_body"),

@@ -62,6 +62,9 @@ def run(args: list[str]) -> None:
     ensure_venv(dev=False)
     _run(PYTHON, "manage.py", "migrate", "--no-input")
     address = args[0] if args else "127.0.0.1:8000"
+    if not os.environ.get("REDIS_URL"):
+        # No Celery here: a second process starts due POP3 imports every minute.
+        subprocess.Popen([str(PYTHON), "manage.py", "import_loop"], cwd=ROOT)
     os.execv(PYTHON, [str(PYTHON), "manage.py", "runserver", address])  # noqa: S606
 
 

@@ -116,6 +116,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "mailbox.context_processors.storage",
             ],
         },
     },
@@ -129,6 +130,14 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded mode has two writers (web and import loop): wait for locks,
+    # take the write lock up front, and let readers run beside the writer.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL;",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
@@ -277,6 +286,20 @@ CELERY_TASK_SOFT_TIME_LIMIT = max(
 # Longer than any task time limit and retry countdown, so that a slow task is
 # never delivered twice at once.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 3}
+# The per-account import lock is a Redis lease renewed while the import runs; a
+# killed worker frees the account after at most this many seconds.
+WEBMAIL_IMPORT_LOCK_LEASE_SECONDS = env_int("WEBMAIL_IMPORT_LOCK_LEASE_SECONDS", 60)
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BEAT_SCHEDULE = {
+    "dispatch-due-imports": {
+        "task": "mailbox.tasks.dispatch_due_imports",
+        "schedule": 60.0,
+    },
+    "reconcile-quotas": {
+        "task": "mailbox.tasks.reconcile_quotas",
+        "schedule": 6 * 3600.0,
+    },
+}
 
 # --- logging --------------------------------------------------------------------------
 LOGGING = {

@@ -1,5 +1,7 @@
 """Settings for the test suite: the production settings, made fast."""
 
+import os
+
 from webmail.settings import *  # noqa: F403
 from webmail.settings import DATA_DIR
 
@@ -9,5 +11,13 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 WEBMAIL_ALLOW_PRIVATE_HOSTS = True
 WEBMAIL_NETWORK_TIMEOUT = 5
 MEDIA_ROOT = DATA_DIR / "test-media"
-CELERY_TASK_ALWAYS_EAGER = True
+# Tasks run inline, except in a worker process started by the tests.
+CELERY_TASK_ALWAYS_EAGER = not os.environ.get("WEBMAIL_TEST_LIVE_CELERY")
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# A Celery worker started by the tests is another process: it must see the test
+# database, so SQLite's test database is a file rather than memory.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": str(DATA_DIR / f"test-db-{os.getpid()}.sqlite3")
+    }

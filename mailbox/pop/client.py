@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
+import os
 import poplib
 import socket
+from collections.abc import Iterator
+from pathlib import Path
 
 from accounts.models import Security
 from accounts.servers import ServerSettings
@@ -70,4 +76,193 @@ def _close(client: poplib.POP3) -> None:
     try:
         client.quit()
     except (OSError, poplib.error_proto):
+        client.close()
+
+
+# -- talking to a connected server ---------------------------------------------
+#
+# Message numbers are POP3 session details: they stay inside this module's
+# callers' loops and are never stored. Every function below raises
+# ``poplib.error_proto`` for a ``-ERR`` answer about one message, and
+# ``ServerProblem`` when the connection itself is gone (EOF, reset, timeout,
+# TLS), so a caller can tell "skip this message" from "stop and retry later".
+
+_CHUNK = 64 * 1024
+_HEADER_LIMIT = 1024 * 1024  # TOP n 0 is a header; a longer one is cut for hashing
+HEADER_HASH_PREFIX = "hdr:"
+
+
+class _Lost(ConnectionResetError):
+    """The server closed the connection in the middle of an answer."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(errno.ECONNRESET, text)
+
+
+def _command(client: poplib.POP3, line: str) -> bytes:
+    """Send one command and return its +OK line; a -ERR raises error_proto."""
+    try:
+        return client._shortcmd(line)
+    except poplib.error_proto as exc:
+        # poplib reports a closed connection as error_proto("-ERR EOF") (a str),
+        # while a server's own -ERR arrives as bytes.
+        if exc.args and exc.args[0] == "-ERR EOF":
+            raise _Lost("connection closed") from exc
+        raise
+
+
+def _multiline(client: poplib.POP3, line: str) -> Iterator[tuple[bytes, bool]]:
+    """Send a command with a multi-line answer; yield (piece, starts_line).
+
+    The answer is read in pieces of at most 64 KiB, so an endless line never
+    fills memory; dot-stuffing is undone; the final "." is consumed and not
+    yielded. Pieces keep their line ends as the server sent them.
+    """
+    _command(client, line)
+    at_line_start = True
+    while True:
+        piece = client.file.readline(_CHUNK)
+        if not piece:
+            raise _Lost("connection closed in the middle of an answer")
+        if at_line_start and piece[:1] == b".":
+            if piece in (b".\r\n", b".\n"):
+                return
+            piece = piece[1:]
+        starts = at_line_start
+        at_line_start = piece.endswith(b"\n")
+        yield piece, starts
+
+
+def _crlf_pieces(client: poplib.POP3, line: str) -> Iterator[bytes]:
+    """The answer's bytes with every line ending in CRLF (a bare LF gets its CR)."""
+    held_cr = b""
+    for piece, _starts in _multiline(client, line):
+        piece = held_cr + piece
+        held_cr = b""
+        if piece.endswith(b"\r\n"):
+            yield piece
+        elif piece.endswith(b"\n"):
+            yield piece[:-1] + b"\r\n"
+        elif piece.endswith(b"\r"):
+            # The LF may come as the next piece: keep the CR back.
+            held_cr = b"\r"
+            yield piece[:-1]
+        else:
+            yield piece
+    if held_cr:
+        yield held_cr
+
+
+def uidl_map(client: poplib.POP3) -> dict[str, int]:
+    """Map each message's unique id to its number in this session (server order).
+
+    A server that answers ``UIDL`` with ``-ERR`` gets ids made from its headers:
+    ``"hdr:" + sha256(TOP n 0)`` (with ``#2``, ``#3`` … for identical headers).
+    That is weaker than a real UIDL: a server that adds or rewrites a header
+    between sessions (a ``Status:`` line after the first download, say) changes
+    the id and the message is imported again, and two different messages with
+    byte-identical headers are told apart only by their order.
+    """
+    with net.translated_errors():
+        try:
+            _resp, lines, _octets = client.uidl()
+        except poplib.error_proto as exc:
+            if exc.args and exc.args[0] == "-ERR EOF":
+                raise _Lost("connection closed") from exc
+            return _header_hash_map(client)
+    result: dict[str, int] = {}
+    for raw in lines:
+        parts = raw.split(None, 1)
+        if len(parts) != 2 or not parts[0].isdigit():
+            continue
+        uidl = parts[1].strip().decode("ascii", "replace")
+        # A broken server repeating an id: the first message keeps it.
+        result.setdefault(uidl, int(parts[0]))
+    return result
+
+
+def _header_hash_map(client: poplib.POP3) -> dict[str, int]:
+    result: dict[str, int] = {}
+    for number in sizes(client):
+        digest = hashlib.sha256(top_headers(client, number)).hexdigest()
+        uidl = HEADER_HASH_PREFIX + digest
+        seen = 1
+        while uidl in result:
+            seen += 1
+            uidl = f"{HEADER_HASH_PREFIX}{digest}#{seen}"
+        result[uidl] = number
+    return result
+
+
+def sizes(client: poplib.POP3) -> dict[int, int]:
+    """Map each message number to its size in octets (LIST), in server order."""
+    with net.translated_errors():
+        try:
+            _resp, lines, _octets = client.list()
+        except poplib.error_proto as exc:
+            if exc.args and exc.args[0] == "-ERR EOF":
+                raise _Lost("connection closed") from exc
+            raise
+    result: dict[int, int] = {}
+    for raw in lines:
+        parts = raw.split()
+        if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+            result[int(parts[0])] = int(parts[1])
+    return result
+
+
+def top_headers(client: poplib.POP3, number: int) -> bytes:
+    """The message's header as the server sends it for ``TOP n 0`` (CRLF lines).
+
+    At most 1 MiB is kept; the rest of an oversized header is read and dropped.
+    """
+    kept = bytearray()
+    with net.translated_errors():
+        for piece in _crlf_pieces(client, f"TOP {number} 0"):
+            if len(kept) < _HEADER_LIMIT:
+                kept += piece[: _HEADER_LIMIT - len(kept)]
+    return bytes(kept)
+
+
+def retrieve_to_file(client: poplib.POP3, number: int, path: Path) -> int:
+    """RETR one message into ``path`` (created or truncated); return its size.
+
+    Streamed: at most 64 KiB of the message is in memory at any time. Dot-stuffing
+    is undone and every line ends in CRLF. The file is flushed to disk (fsync)
+    before this returns, so a stored blob survives a power cut.
+    """
+    written = 0
+    with net.translated_errors(), open(path, "wb") as out:
+        for piece in _crlf_pieces(client, f"RETR {number}"):
+            out.write(piece)
+            written += len(piece)
+        out.flush()
+        os.fsync(out.fileno())
+    return written
+
+
+def delete(client: poplib.POP3, number: int) -> None:
+    """Mark a message for deletion; the server removes it only at QUIT."""
+    with net.translated_errors():
+        _command(client, f"DELE {number}")
+
+
+def quit(client: poplib.POP3) -> None:  # noqa: A001 (the POP3 command's name)
+    """End the session with QUIT, which makes the DELEs take effect.
+
+    Raises ServerProblem if the server does not confirm: then nothing was deleted.
+    """
+    try:
+        with net.translated_errors():
+            try:
+                client.quit()
+            except poplib.error_proto as exc:
+                raise ServerProblem(Problem.PROTOCOL, _reply(exc)) from exc
+    finally:
+        client.close()
+
+
+def abandon(client: poplib.POP3) -> None:
+    """Drop the connection without QUIT: the server deletes nothing."""
+    with contextlib.suppress(OSError):
         client.close()

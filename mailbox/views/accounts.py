@@ -4,22 +4,29 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.selectors import mail_account_get, mail_account_list
 from accounts.services import mail_account_delete
-from mailbox import setup
+from mailbox import setup, tasks
 from mailbox.errors import ServerProblem
 from mailbox.forms import MailAccountForm
+from mailbox.store.models import ImportJob
 
 
 @login_required
 @require_GET
 def account_list(request: HttpRequest) -> HttpResponse:
-    accounts = mail_account_list(user=request.user)
+    accounts = list(mail_account_list(user=request.user))
+    for account in accounts:
+        # Few accounts per user: one small query each for the latest import.
+        account.latest_job = (
+            account.import_jobs.first() if account.is_pop else None  # type: ignore[attr-defined]
+        )
     return render(request, "mailbox/account_list.html", {"accounts": accounts})
 
 
@@ -95,3 +102,24 @@ def _login_failed(form: MailAccountForm, problem: ServerProblem) -> str:
         "port": server.port,
         "message": problem.message,
     }
+
+
+@login_required
+@require_POST
+def account_import_now(request: HttpRequest, account_id: int) -> HttpResponse:
+    """Start an import of a POP3 account now; show its progress."""
+    account = mail_account_get(user=request.user, account_id=account_id)
+    if not account.is_pop:
+        raise Http404("not a POP3 account")
+    with transaction.atomic():
+        job_id = tasks.import_start(account=account, trigger=ImportJob.Trigger.MANUAL)
+    return redirect("mailbox:import_job", account.pk, job_id)
+
+
+@login_required
+@require_GET
+def import_job(request: HttpRequest, account_id: int, job_id: int) -> HttpResponse:
+    """One import's progress; the page refreshes itself while the import runs."""
+    account = mail_account_get(user=request.user, account_id=account_id)
+    job = get_object_or_404(ImportJob, pk=job_id, account=account)
+    return render(request, "mailbox/import_job.html", {"account": account, "job": job})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +11,7 @@ from urllib.parse import quote
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.http import (
     Http404,
     HttpRequest,
@@ -207,6 +209,23 @@ def message_view(request: HttpRequest, account_id: int) -> HttpResponse:
 
 
 def _sanitized(
+    request: HttpRequest, account: MailAccount, message, *, allow_remote: bool
+) -> sanitize.SanitizedHtml:
+    """The message's HTML, sanitized once and kept a while (it can take 0.5 s)."""
+    # The links inside depend on where the message is; the rest on its HTML.
+    where = (request.user.pk, account.pk, message.folder, message.validity, message.uid)
+    digest = hashlib.sha256(repr((where, allow_remote)).encode())
+    digest.update((message.parsed.html or "").encode("utf-8", "surrogatepass"))
+    key = "sanitized:" + digest.hexdigest()
+    cached = cache.get(key)
+    if cached is None:
+        cached = _sanitize(request, account, message, allow_remote=allow_remote)
+        # Shorter than the signed inline-image links it holds.
+        cache.set(key, cached, timeout=3600)
+    return cached
+
+
+def _sanitize(
     request: HttpRequest, account: MailAccount, message, *, allow_remote: bool
 ) -> sanitize.SanitizedHtml:
     cid_map = message.parsed.cid_map

@@ -380,7 +380,7 @@ def test_idle_connection_in_another_process_gives_way_to_a_waiter(
         started = time.monotonic()
         with pool.connection(imap_account) as client:
             inbox_count(client)
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 4.5  # well before the 5 s wait ends
         assert other.stdout.readline().strip() == "gave up the slot"
 
 

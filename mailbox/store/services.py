@@ -1,0 +1,513 @@
+"""Writes to the server-side store: folders, imported messages, flags, moves, deletes.
+
+Every function is scoped to one user: ids that belong to someone else are ignored,
+never acted on. Each change takes the user's next modseq (see ``next_modseq``) so a
+later delta sync can ask "what changed since N". A message deleted for good leaves
+no row behind, only a higher counter.
+
+Transactions: each function owns its transaction, except ``message_add``, which
+expects the caller's (the importer commits message row, ledger row and quota
+together) and ``next_modseq``, which joins the caller's when there is one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from mailbox import mime
+from mailbox.quota import quota_release
+from mailbox.store import blobs
+from mailbox.store.models import ChangeCounter, LocalFolder, StoredMessage, UidlEntry
+
+if TYPE_CHECKING:
+    from accounts.models import MailAccount, User
+
+logger = logging.getLogger(__name__)
+
+DELIMITER = "/"
+MAX_LEAF_LENGTH = 100
+MAX_NAME_LENGTH = 255  # LocalFolder.name
+# Whole blobs up to this size are parsed for the list columns; larger ones only
+# up to the end of their header (at most this much).
+HEADER_PARSE_LIMIT = 256 * 1024
+
+# The special folders, created on first use, in this order.
+SPECIAL_FOLDERS: dict[str, str] = {
+    LocalFolder.Use.INBOX: "Inbox",
+    LocalFolder.Use.SENT: "Sent",
+    LocalFolder.Use.DRAFTS: "Drafts",
+    LocalFolder.Use.TRASH: "Trash",
+}
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_TO_TEXT_LIMIT = 10_000
+
+
+# -- counters ----------------------------------------------------------------
+
+
+def next_modseq(*, user: User) -> int:
+    """Increment the user's change counter and return its new value.
+
+    One conditional UPDATE (``value = value + 1``) takes the row lock, so two
+    concurrent callers never get the same value; the first call creates the row
+    (a concurrent creation is caught and retried). Joins the caller's transaction.
+    """
+    with transaction.atomic():
+        updated = ChangeCounter.objects.filter(user=user).update(value=F("value") + 1)
+        if not updated:
+            try:
+                with transaction.atomic():
+                    ChangeCounter.objects.create(user=user, value=1)
+                return 1
+            except IntegrityError:
+                ChangeCounter.objects.filter(user=user).update(value=F("value") + 1)
+        return ChangeCounter.objects.values_list("value", flat=True).get(user=user)
+
+
+# -- folders -------------------------------------------------------------------
+
+
+def folders_ensure(*, user: User) -> dict[str, LocalFolder]:
+    """The user's Inbox, Sent, Drafts and Trash by special use, created if missing.
+
+    Safe under concurrency: a creation that loses a race (IntegrityError) reads
+    the winner's row. A plain folder that already has the special name (say a
+    "Trash" the user made) is given the role instead of a duplicate.
+    """
+    found = {
+        folder.special_use: folder
+        for folder in LocalFolder.objects.filter(user=user).exclude(special_use="")
+    }
+    for use, name in SPECIAL_FOLDERS.items():
+        if use not in found:
+            found[use] = _special_create(user, use, name)
+    return {use: found[use] for use in SPECIAL_FOLDERS}
+
+
+def _special_create(user: User, use: str, name: str) -> LocalFolder:
+    for _attempt in range(3):
+        existing = LocalFolder.objects.filter(user=user, special_use=use).first()
+        if existing is not None:
+            return existing
+        try:
+            with transaction.atomic():
+                claimed = LocalFolder.objects.filter(
+                    user=user, name=name, special_use=""
+                ).update(special_use=use)
+                if claimed:
+                    return LocalFolder.objects.get(user=user, special_use=use)
+                return LocalFolder.objects.create(user=user, name=name, special_use=use)
+        except IntegrityError:
+            continue  # a concurrent request created it: read theirs
+    return LocalFolder.objects.get(user=user, special_use=use)
+
+
+def special_folder(*, user: User, use: str) -> LocalFolder:
+    """One of the user's special folders (``LocalFolder.Use``), created if missing."""
+    return folders_ensure(user=user)[use]
+
+
+def is_inbox_alias(name: str) -> bool:
+    """ "INBOX" in any case names the Inbox, as on IMAP servers and in our URLs."""
+    return name.casefold() == "inbox"
+
+
+def folder_by_name(*, user: User, name: str) -> LocalFolder | None:
+    """The user's folder called ``name`` ("INBOX" in any case is the Inbox)."""
+    if is_inbox_alias(name):
+        return special_folder(user=user, use=LocalFolder.Use.INBOX)
+    return LocalFolder.objects.filter(user=user, name=name).first()
+
+
+def _check_leaf(leaf: str) -> str:
+    leaf = (leaf or "").strip()
+    if not leaf:
+        raise ValueError(_("A folder name cannot be empty."))
+    if len(leaf) > MAX_LEAF_LENGTH:
+        raise ValueError(
+            _("A folder name can have at most %(max)d characters.")
+            % {"max": MAX_LEAF_LENGTH}
+        )
+    if DELIMITER in leaf:
+        raise ValueError(
+            _("A folder name cannot contain “%(delimiter)s”.")
+            % {"delimiter": DELIMITER}
+        )
+    if _CONTROL.search(leaf):
+        raise ValueError(_("A folder name cannot contain control characters."))
+    return leaf
+
+
+def _check_full(user: User, name: str, *, exclude_pk: int | None = None) -> None:
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(_("This folder name is too long."))
+    if is_inbox_alias(name):
+        raise ValueError(_("The Inbox already exists."))
+    taken = LocalFolder.objects.filter(user=user, name=name)
+    if exclude_pk is not None:
+        taken = taken.exclude(pk=exclude_pk)
+    if taken.exists():
+        raise ValueError(_("A folder “%(name)s” already exists.") % {"name": name})
+
+
+def _ensure_path(user: User, name: str) -> LocalFolder:
+    """The folder ``name``, created with any missing parents (race-safe)."""
+    parts = name.split(DELIMITER)
+    folder = None
+    for depth in range(1, len(parts) + 1):
+        path = DELIMITER.join(parts[:depth])
+        try:
+            with transaction.atomic():
+                folder, _created = LocalFolder.objects.get_or_create(
+                    user=user, name=path
+                )
+        except IntegrityError:
+            folder = LocalFolder.objects.get(user=user, name=path)
+    assert folder is not None  # noqa: S101 - a name has at least one part
+    return folder
+
+
+@transaction.atomic
+def folder_create(
+    *, user: User, name: str, parent: LocalFolder | None = None
+) -> LocalFolder:
+    """Create the folder ``name`` (one level) at the top or below ``parent``.
+
+    Raises ValueError with a user-facing message for an empty name, a name with
+    "/", control characters or more than 100 characters, a name that exists, or
+    "INBOX" at the top.
+    """
+    leaf = _check_leaf(name)
+    if parent is not None:
+        if parent.user_id != user.pk:
+            raise ValueError(_("The parent folder does not exist."))
+        full = parent.name + DELIMITER + leaf
+    else:
+        full = leaf
+    _check_full(user, full)
+    try:
+        with transaction.atomic():
+            return LocalFolder.objects.create(user=user, name=full)
+    except IntegrityError:
+        raise ValueError(
+            _("A folder “%(name)s” already exists.") % {"name": full}
+        ) from None
+
+
+@transaction.atomic
+def folder_rename(*, user: User, folder: LocalFolder, new_leaf: str) -> LocalFolder:
+    """Give ``folder`` the last component ``new_leaf``; its subfolders follow.
+
+    Special folders are refused, as are bad or taken names (ValueError with a
+    user-facing message). The folder keeps its id, so its validity is unchanged;
+    lists opened under the old name see FolderChanged.
+    """
+    folder = LocalFolder.objects.select_for_update().get(pk=folder.pk, user=user)
+    if folder.special_use:
+        raise ValueError(
+            _("“%(name)s” is a special folder and cannot be renamed.")
+            % {"name": folder.name}
+        )
+    leaf = _check_leaf(new_leaf)
+    old = folder.name
+    parent, _sep, _old_leaf = old.rpartition(DELIMITER)
+    new = f"{parent}{DELIMITER}{leaf}" if parent else leaf
+    if new == old:
+        return folder
+    _check_full(user, new, exclude_pk=folder.pk)
+    children = list(
+        LocalFolder.objects.filter(user=user, name__startswith=old + DELIMITER)
+    )
+    for child in children:
+        renamed = new + child.name[len(old) :]
+        _check_full(user, renamed, exclude_pk=child.pk)
+    folder.name = new
+    folder.save(update_fields=["name"])
+    for child in children:
+        child.name = new + child.name[len(old) :]
+        child.save(update_fields=["name"])
+    return folder
+
+
+@transaction.atomic
+def folder_delete(*, user: User, folder: LocalFolder) -> int:
+    """Delete ``folder``; the messages it held go to the Trash first.
+
+    Returns how many messages went to the Trash. Refused with a user-facing
+    ValueError for a special folder and for a folder with subfolders (delete
+    those first), so no mail is ever lost by deleting a folder.
+    """
+    folder = LocalFolder.objects.select_for_update().get(pk=folder.pk, user=user)
+    if folder.special_use:
+        raise ValueError(
+            _("“%(name)s” is a special folder and cannot be deleted.")
+            % {"name": folder.name}
+        )
+    if LocalFolder.objects.filter(
+        user=user, name__startswith=folder.name + DELIMITER
+    ).exists():
+        raise ValueError(
+            _("“%(name)s” has subfolders; delete them first.") % {"name": folder.name}
+        )
+    trash = special_folder(user=user, use=LocalFolder.Use.TRASH)
+    moved = StoredMessage.objects.filter(user=user, folder=folder)
+    count = 0
+    if moved.exists():
+        count = moved.update(folder=trash, modseq=next_modseq(user=user))
+    folder.delete()
+    return count
+
+
+def import_folder_for(*, account: MailAccount) -> LocalFolder:
+    """Where an account's imported mail goes: its ``import_folder`` or the Inbox.
+
+    A named folder that does not exist is created (with its parents); "INBOX" in
+    any case, and a name that is not a valid folder name, mean the Inbox.
+    """
+    user = account.user
+    name = (account.import_folder or "").strip().strip(DELIMITER)
+    if not name or is_inbox_alias(name):
+        return special_folder(user=user, use=LocalFolder.Use.INBOX)
+    try:
+        for leaf in name.split(DELIMITER):
+            _check_leaf(leaf)
+        if len(name) > MAX_NAME_LENGTH:
+            raise ValueError(name)
+    except ValueError:
+        logger.warning("account %s: unusable import folder, using Inbox", account.pk)
+        return special_folder(user=user, use=LocalFolder.Use.INBOX)
+    return _ensure_path(user, name)
+
+
+# -- adding messages -------------------------------------------------------------
+
+
+def _head_bytes(blob_name: str) -> tuple[bytes, bool]:
+    """The blob's bytes to parse and whether they are the whole message."""
+    with blobs.blob_open(blob_name) as handle:
+        data = handle.read(HEADER_PARSE_LIMIT + 1)
+    if len(data) <= HEADER_PARSE_LIMIT:
+        return data, True
+    match = _HEADER_END.search(data)
+    head = data[: match.end()] if match else data[:HEADER_PARSE_LIMIT]
+    return head, False
+
+
+def _multipart_mixed_hint(head: bytes) -> bool:
+    """Header-only guess: a multipart/mixed top level usually carries attachments."""
+    text = head.decode("latin-1").lower()
+    return bool(re.search(r"(?m)^content-type:\s*multipart/mixed", text))
+
+
+def _address_text(address: mime.Address) -> str:
+    name = address.name
+    if name and any(c in name for c in ',;<>"()@:'):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if name and address.email:
+        return f"{name} <{address.email}>"
+    return name or address.email
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if timezone.is_naive(value):
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def message_add(
+    *,
+    user: User,
+    account: MailAccount | None,
+    folder: LocalFolder,
+    uidl: str,
+    blob_name: str,
+    size: int,
+    received_at: datetime | None = None,
+) -> StoredMessage:
+    """Add the stored blob ``blob_name`` as a message of ``folder``; return the row.
+
+    The list columns (subject, sender, recipients, Date, Message-ID) come from the
+    blob's header; blobs up to 256 KiB are parsed whole, so ``has_attachments``
+    is exact (a non-inline attachment or an attached message); for larger ones
+    only the header is read and a top-level multipart/mixed is taken as "has
+    attachments". A message that cannot be parsed, or a blob that cannot be read,
+    still gets a row (with empty columns). Expects the caller's transaction: the
+    importer adds the ledger row and the quota charge in the same one.
+    """
+    if folder.user_id != user.pk:
+        raise ValueError("folder of another user")
+    parsed: mime.ParsedMessage | None
+    try:
+        head, whole = _head_bytes(blob_name)
+        parsed = mime.parse_message(head)
+    except Exception:  # noqa: BLE001 - a bad or unreadable message still gets a row
+        logger.warning("blob %s: header could not be read", blob_name)
+        parsed, head, whole = None, b"", True
+    subject = from_name = from_email = to_text = message_id = ""
+    date = None
+    has_attachments = False
+    if parsed is not None:
+        subject = parsed.subject or ""
+        if parsed.from_:
+            from_name = parsed.from_[0].name[:255]
+            from_email = parsed.from_[0].email[:320]
+        to_text = ", ".join(_address_text(a) for a in parsed.to)[:_TO_TEXT_LIMIT]
+        date = _aware(parsed.date)
+        message_id = (parsed.message_id or "")[:998]
+        if whole:
+            has_attachments = bool(parsed.attached_messages) or any(
+                not attachment.is_inline for attachment in parsed.attachments
+            )
+        else:
+            has_attachments = _multipart_mixed_hint(head)
+    source = ""
+    if account is not None:
+        source = f"{account.host} ({account.label})"[:255]
+    return StoredMessage.objects.create(
+        user=user,
+        folder=folder,
+        account=account,
+        uidl=uidl[:255],
+        message_id=message_id,
+        subject=subject,
+        from_name=from_name,
+        from_email=from_email,
+        to_text=to_text,
+        date=date,
+        received_at=received_at or timezone.now(),
+        source=source,
+        size=size,
+        has_attachments=has_attachments,
+        blob=blob_name,
+        modseq=next_modseq(user=user),
+    )
+
+
+# -- changing messages -------------------------------------------------------------
+
+
+def _selected(
+    user: User, folder: LocalFolder, ids: Sequence[int]
+) -> QuerySet[StoredMessage]:
+    wanted = sorted({int(pk) for pk in ids})
+    return StoredMessage.objects.filter(user=user, folder=folder, pk__in=wanted)
+
+
+@transaction.atomic
+def messages_set_flags(
+    *,
+    user: User,
+    folder: LocalFolder,
+    ids: Sequence[int],
+    seen: bool | None = None,
+    flagged: bool | None = None,
+) -> int:
+    """Set or clear seen/flagged on the user's messages ``ids`` of ``folder``.
+
+    None leaves a flag alone; ids not in the folder (or not the user's) are
+    ignored. Only rows that change get a new modseq. Returns how many changed.
+    """
+    changes = {
+        name: value
+        for name, value in (("seen", seen), ("flagged", flagged))
+        if value is not None
+    }
+    if not changes or not ids:
+        return 0
+    differs = Q()
+    for name, value in changes.items():
+        differs |= ~Q(**{name: value})
+    rows = _selected(user, folder, ids).filter(differs)
+    if not rows.exists():
+        return 0
+    return rows.update(**changes, modseq=next_modseq(user=user))
+
+
+@transaction.atomic
+def messages_move(
+    *, user: User, folder: LocalFolder, ids: Sequence[int], to_folder: LocalFolder
+) -> int:
+    """Move the user's messages ``ids`` from ``folder`` to ``to_folder``.
+
+    Ids not in ``folder`` are ignored; moving to the same folder does nothing.
+    Raises ValueError when ``to_folder`` is not the user's. Returns how many moved.
+    """
+    if to_folder.user_id != user.pk:
+        raise ValueError("target folder of another user")
+    if to_folder.pk == folder.pk or not ids:
+        return 0
+    rows = _selected(user, folder, ids)
+    if not rows.exists():
+        return 0
+    return rows.update(folder=to_folder, modseq=next_modseq(user=user))
+
+
+def _purge(user: User, rows: QuerySet[StoredMessage]) -> int:
+    """Delete ``rows`` for good (inside the caller's transaction)."""
+    doomed = list(
+        rows.select_for_update().values("pk", "blob", "size", "account_id", "uidl")
+    )
+    if not doomed:
+        return 0
+    pks = [row["pk"] for row in doomed]
+    UidlEntry.objects.filter(message_id__in=pks).update(
+        state=UidlEntry.State.DELETED_HERE
+    )
+    # Ledger rows that lost their link to the message still match by UIDL.
+    for row in doomed:
+        if row["account_id"] and row["uidl"]:
+            UidlEntry.objects.filter(
+                account_id=row["account_id"], uidl=row["uidl"]
+            ).update(state=UidlEntry.State.DELETED_HERE)
+    StoredMessage.objects.filter(user=user, pk__in=pks).delete()
+    quota_release(user_id=user.pk, size=sum(row["size"] for row in doomed))
+    next_modseq(user=user)
+    names = [row["blob"] for row in doomed]
+    transaction.on_commit(lambda: _delete_blobs(names))
+    return len(doomed)
+
+
+def _delete_blobs(names: Sequence[str]) -> None:
+    for name in names:
+        try:
+            blobs.blob_delete(name)
+        except OSError:
+            # An orphan blob holds no quota; a cleanup job can find it later.
+            logger.warning("blob %s could not be deleted", name)
+
+
+@transaction.atomic
+def messages_delete(*, user: User, folder: LocalFolder, ids: Sequence[int]) -> int:
+    """Move the user's messages ``ids`` to the Trash; in the Trash, delete for good.
+
+    Deleting for good removes the rows, gives their bytes back to the quota,
+    marks their ledger entries DELETED_HERE (the importer never brings them
+    back) and deletes their blobs once the transaction has committed. Returns
+    how many messages were moved or deleted.
+    """
+    if not ids:
+        return 0
+    trash = special_folder(user=user, use=LocalFolder.Use.TRASH)
+    if folder.pk != trash.pk:
+        return messages_move(user=user, folder=folder, ids=ids, to_folder=trash)
+    return _purge(user, _selected(user, folder, ids))
+
+
+@transaction.atomic
+def trash_empty(*, user: User) -> int:
+    """Delete every message in the user's Trash for good; return how many."""
+    trash = special_folder(user=user, use=LocalFolder.Use.TRASH)
+    return _purge(user, StoredMessage.objects.filter(user=user, folder=trash))
