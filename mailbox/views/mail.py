@@ -276,6 +276,18 @@ def message_body(request: HttpRequest, account_id: int) -> HttpResponse:
     return response
 
 
+def _as_inert_file(
+    response: HttpResponseBase, *, cache_control: str, same_origin_only: bool = False
+) -> HttpResponseBase:
+    """Headers for mail content served as a file: never sniffed, never run."""
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = PART_CSP
+    response["Cache-Control"] = cache_control
+    if same_origin_only:
+        response["Cross-Origin-Resource-Policy"] = "same-origin"
+    return response
+
+
 def _content_disposition(kind: str, filename: str) -> str:
     """RFC 6266: an ASCII fallback plus the exact name in filename*."""
     fallback = "".join(
@@ -304,10 +316,7 @@ def attachment(request: HttpRequest, account_id: int) -> HttpResponseBase:
     response["Content-Disposition"] = _content_disposition(
         "attachment", download.info.filename
     )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = PART_CSP
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return _as_inert_file(response, cache_control="private, no-store")
 
 
 @require_GET
@@ -335,11 +344,9 @@ def inline_part(request: HttpRequest) -> HttpResponseBase:
     response["Content-Disposition"] = _content_disposition(
         "inline", download.info.filename
     )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = PART_CSP
-    response["Cache-Control"] = "private, max-age=3600"
-    response["Cross-Origin-Resource-Policy"] = "same-origin"
-    return response
+    return _as_inert_file(
+        response, cache_control="private, max-age=3600", same_origin_only=True
+    )
 
 
 @login_required
@@ -359,10 +366,7 @@ def message_raw(request: HttpRequest, account_id: int) -> HttpResponseBase:
         response = StreamingHttpResponse(
             chunks, content_type="text/plain; charset=utf-8"
         )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = PART_CSP
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return _as_inert_file(response, cache_control="private, no-store")
 
 
 @require_GET
@@ -373,11 +377,9 @@ def image_proxy(request: HttpRequest) -> HttpResponse:
     except imageproxy.ImageRefused:
         return HttpResponse(status=404, content_type="text/plain")
     response = HttpResponse(image.data, content_type=image.content_type)
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = PART_CSP
-    response["Cache-Control"] = "private, max-age=86400"
-    response["Cross-Origin-Resource-Policy"] = "same-origin"
-    return response
+    return _as_inert_file(
+        response, cache_control="private, max-age=86400", same_origin_only=True
+    )
 
 
 def _back(request: HttpRequest, fallback: str) -> str:

@@ -7,32 +7,15 @@ import hashlib
 import io
 import os
 import tracemalloc
-from collections.abc import Iterator
 from email.message import EmailMessage
 
 import pytest
 
-from accounts.models import Security
-from accounts.servers import ServerSettings
 from mailbox.imap.fetch import fetch_message, fetch_part, fetch_raw
 from mailbox.imap.listing import select
-from mailbox.imap.session import connect
 from mailbox.mime import iter_part_payload, parse_message
 from mailbox.sources import FolderChanged, MessageGone
 from tests.data.loader import eml_names, load_eml
-
-
-@pytest.fixture
-def client(dovecot, mail_user) -> Iterator:
-    imap = connect(
-        ServerSettings(
-            dovecot.host, dovecot.imap_port, Security.NONE, mail_user.username
-        ),
-        mail_user.password,
-        timeout=5,
-    )
-    yield imap
-    imap.logout()
 
 
 def _validity(client, folder: str = "INBOX") -> int:

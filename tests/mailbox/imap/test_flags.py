@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from accounts.models import Security
-from accounts.servers import ServerSettings
 from mailbox.imap.flags import delete, move, set_flags
 from mailbox.imap.listing import select
-from mailbox.imap.session import connect
 from mailbox.sources import FolderChanged
-
-
-@pytest.fixture
-def client(dovecot, mail_user) -> Iterator:
-    imap = connect(
-        ServerSettings(
-            dovecot.host, dovecot.imap_port, Security.NONE, mail_user.username
-        ),
-        mail_user.password,
-        timeout=5,
-    )
-    yield imap
-    imap.logout()
 
 
 def _message(subject: str) -> bytes:

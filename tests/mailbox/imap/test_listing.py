@@ -5,13 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Iterator
 from email.message import EmailMessage
 
 import pytest
 
-from accounts.models import Security
-from accounts.servers import ServerSettings
 from mailbox.imap.listing import (
     OrderCache,
     list_page,
@@ -19,7 +16,6 @@ from mailbox.imap.listing import (
     search_criteria,
     select,
 )
-from mailbox.imap.session import connect
 from mailbox.sources import (
     FolderChanged,
     ListQuery,
@@ -29,19 +25,6 @@ from mailbox.sources import (
 from tests.data.loader import load_eml
 
 BASE = dt.datetime(2025, 1, 1, 12, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def client(dovecot, mail_user) -> Iterator:
-    imap = connect(
-        ServerSettings(
-            dovecot.host, dovecot.imap_port, Security.NONE, mail_user.username
-        ),
-        mail_user.password,
-        timeout=5,
-    )
-    yield imap
-    imap.logout()
 
 
 def _message(
