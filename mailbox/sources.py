@@ -138,6 +138,8 @@ class FullMessage:
     answered: bool
     parsed: ParsedMessage
     received: datetime | None = None
+    # For imported mail: where it was imported from ("pop.example.net (Work)").
+    imported_from: str = ""
 
 
 @dataclass(frozen=True)

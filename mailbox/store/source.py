@@ -351,6 +351,7 @@ class StoreSource:
             answered=message.answered,
             parsed=parsed,
             received=message.received_at,
+            imported_from=message.source,
         )
 
     def raw(self, folder: str, uid: int, *, validity: int) -> Iterator[bytes]:

@@ -72,8 +72,12 @@ def test_open_marks_read(user_client, user, pop_account):
         reverse("mailbox:message_view", args=[pop_account.pk]), ref(message)
     )
     assert response.status_code == 200
-    assert "Grüße aus Köln" in response.content.decode()
+    page = response.content.decode()
+    assert "Grüße aus Köln" in page
     assert StoredMessage.objects.get(pk=message.pk).seen
+    # Where and when it came from.
+    assert "Imported" in page
+    assert pop_account.host in page
 
 
 def test_open_without_marking_when_the_user_says_so(user_client, user, pop_account):
