@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from accounts import crypto
 from accounts.models import (
@@ -25,6 +27,10 @@ class AccountOptions:
     email: str
     leave_on_server: bool = True
     check_interval_minutes: int = 15
+    # POP3 only: when to remove a kept copy, and where imported mail goes.
+    remove_after_days: int | None = None
+    import_folder: str = ""
+    import_imap_account_id: int | None = None
 
 
 @transaction.atomic
@@ -38,16 +44,13 @@ def mail_account_create(
     smtp: ServerSettings | None = None,
     smtp_password: str = "",
 ) -> MailAccount:
-    """Create a mail account with encrypted credentials."""
-    account = MailAccount(
-        user=user,
-        kind=kind,
-        label=options.label,
-        email=options.email,
-        leave_on_server=options.leave_on_server,
-        check_interval_minutes=options.check_interval_minutes,
-        **server.as_fields(),
-    )
+    """Create a mail account with encrypted credentials.
+
+    Raises ValidationError when the import target is not one of the user's
+    IMAP accounts.
+    """
+    account = MailAccount(user=user, kind=kind, **server.as_fields())
+    _apply_options(account, options)
     account.set_password(password)
     _apply_smtp(account, smtp, smtp_password)
     account.full_clean()
@@ -65,11 +68,12 @@ def mail_account_update(
     smtp: ServerSettings | None = None,
     smtp_password: str | None = None,
 ) -> MailAccount:
-    """Change an account; a password of None keeps the stored one."""
-    account.label = options.label
-    account.email = options.email
-    account.leave_on_server = options.leave_on_server
-    account.check_interval_minutes = options.check_interval_minutes
+    """Change an account; a password of None keeps the stored one.
+
+    Raises ValidationError when the import target is not one of the user's
+    other IMAP accounts.
+    """
+    _apply_options(account, options)
     for name, value in server.as_fields().items():
         setattr(account, name, value)
     if password:
@@ -82,6 +86,40 @@ def mail_account_update(
     account.full_clean()
     account.save()
     return account
+
+
+def _apply_options(account: MailAccount, options: AccountOptions) -> None:
+    target = _import_target(account, options)  # checked before anything changes
+    account.label = options.label
+    account.email = options.email
+    account.leave_on_server = options.leave_on_server
+    account.check_interval_minutes = options.check_interval_minutes
+    account.remove_after_days = options.remove_after_days
+    account.import_folder = options.import_folder
+    account.import_imap_account = target
+
+
+def _import_target(account: MailAccount, options: AccountOptions) -> MailAccount | None:
+    """The IMAP account to import into, checked to be the owner's; None: the store."""
+    target_id = options.import_imap_account_id
+    if target_id is None:
+        return None
+    target = (
+        MailAccount.objects.filter(
+            pk=target_id, user=account.user, kind=AccountKind.IMAP
+        )
+        .exclude(pk=account.pk)
+        .first()
+    )
+    if target is None:
+        raise ValidationError(
+            {
+                "import_imap_account": _(
+                    "Choose one of your own IMAP accounts to import into."
+                )
+            }
+        )
+    return target
 
 
 def _apply_smtp(

@@ -7,6 +7,7 @@ import re
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
@@ -16,6 +17,7 @@ from accounts.models import (
     AccountKind,
     MailAccount,
     Security,
+    User,
 )
 from accounts.servers import ServerSettings
 from accounts.services import AccountOptions
@@ -110,6 +112,32 @@ class MailAccountForm(forms.Form):
         max_value=24 * 60,
         initial=15,
     )
+    remove_after_days = forms.IntegerField(
+        label=_("Remove from the server after (days)"),
+        min_value=1,
+        max_value=3650,
+        required=False,
+        help_text=_(
+            "Only with a copy left on the server: the copy is removed this many "
+            "days after the import. Empty: it stays there."
+        ),
+    )
+    import_target = forms.ModelChoiceField(
+        label=_("Import into"),
+        queryset=MailAccount.objects.none(),
+        required=False,
+        empty_label=_("This webmail's store"),
+    )
+    import_folder = forms.CharField(
+        label=_("Folder"),
+        max_length=1000,
+        required=False,
+        help_text=_(
+            "Empty: the Inbox. A folder that does not exist yet is created "
+            "(“Work” or “Archive/Work” in the store, “INBOX” or a folder name "
+            "in an IMAP account)."
+        ),
+    )
     smtp_host = HostField(label=_("Outgoing server (SMTP)"), required=False)
     smtp_security = forms.ChoiceField(
         label=_("SMTP security"), choices=Security.choices, initial=Security.STARTTLS
@@ -131,11 +159,27 @@ class MailAccountForm(forms.Form):
         help_text=_("Empty: the incoming server's password."),
     )
 
-    def __init__(self, *args: object, account: MailAccount | None = None, **kwargs):
+    def __init__(
+        self,
+        *args: object,
+        user: User,
+        account: MailAccount | None = None,
+        **kwargs,
+    ):
+        self.user = user
         self.account = account
         if account is not None:
             kwargs.setdefault("initial", _initial_of(account))
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        # The user's active IMAP accounts, and the current target in any case
+        # (saving the other settings must not fail on it).
+        active = Q(is_active=True)
+        if account is not None and account.import_imap_account_id is not None:
+            active |= Q(pk=account.import_imap_account_id)
+        targets = MailAccount.objects.filter(active, user=user, kind=AccountKind.IMAP)
+        if account is not None:
+            targets = targets.exclude(pk=account.pk)
+        self.fields["import_target"].queryset = targets  # type: ignore[attr-defined]
         if account is not None:
             # Changing the protocol would change where the mail lives.
             self.fields["kind"].disabled = True
@@ -157,16 +201,28 @@ class MailAccountForm(forms.Form):
                 "allow_unencrypted",
                 _("Confirm that you want to send your password without encryption."),
             )
+        folder = (data.get("import_folder") or "").strip()
+        if any(ord(c) < 32 or ord(c) == 127 for c in folder):
+            self.add_error("import_folder", _("This is not a valid folder name."))
+        data["import_folder"] = folder
         return data
 
     # What the services need, once the form is valid.
     def options(self) -> AccountOptions:
         d = self.cleaned_data
+        pop = d["kind"] == AccountKind.POP3
+        target = d["import_target"] if pop else None
         return AccountOptions(
             label=d["label"] or d["email"],
             email=d["email"],
             leave_on_server=d["leave_on_server"],
             check_interval_minutes=d["check_interval_minutes"],
+            # A removal delay means nothing when no copy stays on the server.
+            remove_after_days=(
+                d["remove_after_days"] if pop and d["leave_on_server"] else None
+            ),
+            import_folder=d["import_folder"] if pop else "",
+            import_imap_account_id=target.pk if target is not None else None,
         )
 
     def server(self) -> ServerSettings:
@@ -214,6 +270,9 @@ def _initial_of(account: MailAccount) -> dict[str, object]:
         "username": account.username,
         "leave_on_server": account.leave_on_server,
         "check_interval_minutes": account.check_interval_minutes,
+        "remove_after_days": account.remove_after_days,
+        "import_target": account.import_imap_account_id,
+        "import_folder": account.import_folder,
         "smtp_host": account.smtp_host,
         "smtp_security": account.smtp_security,
         "smtp_port": account.smtp_port,

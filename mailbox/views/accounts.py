@@ -33,7 +33,7 @@ def account_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def account_add(request: HttpRequest) -> HttpResponse:
-    form = MailAccountForm(request.POST or None)
+    form = MailAccountForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
             account = setup.account_add(
@@ -60,7 +60,7 @@ def account_add(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def account_edit(request: HttpRequest, account_id: int) -> HttpResponse:
     account = mail_account_get(user=request.user, account_id=account_id)
-    form = MailAccountForm(request.POST or None, account=account)
+    form = MailAccountForm(request.POST or None, user=request.user, account=account)
     if request.method == "POST" and form.is_valid():
         try:
             setup.account_change(
