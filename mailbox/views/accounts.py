@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -47,6 +48,10 @@ def account_add(request: HttpRequest) -> HttpResponse:
             )
         except ServerProblem as problem:
             form.add_error(None, _login_failed(form, problem))
+        except ValidationError as error:
+            # A rule checked again on save (say, the import target was removed
+            # meanwhile): shown on the form, nothing saved.
+            form.add_error(None, error.messages)
         else:
             messages.success(
                 request,
@@ -73,6 +78,10 @@ def account_edit(request: HttpRequest, account_id: int) -> HttpResponse:
             )
         except ServerProblem as problem:
             form.add_error(None, _login_failed(form, problem))
+        except ValidationError as error:
+            # A rule checked again on save (say, the import target was removed
+            # meanwhile): shown on the form, nothing saved.
+            form.add_error(None, error.messages)
         else:
             messages.success(request, _("The account is saved."))
             return redirect("mailbox:account_list")
