@@ -456,3 +456,18 @@ def test_damaged_message_still_renders_with_a_note(
         assert response.status_code == 200
         notes += "This message is damaged" in response.content.decode()
     assert notes >= 4
+
+
+def test_original_downloads_as_eml(user_client, imap_account, dovecot, mail_user):
+    """The original can be downloaded as a .eml file."""
+    dovecot.deliver(mail_user.username, make("Keep a copy"))
+    link = first_message_link(user_client.get(list_url(imap_account)).content.decode())
+    page = user_client.get(link).content.decode()
+    assert "download=1" in page
+    ref = message_ref(link)
+    response = user_client.get(
+        reverse("mailbox:message_raw", args=[imap_account.pk]), {**ref, "download": 1}
+    )
+    assert response["Content-Type"] == "message/rfc822"
+    assert response["Content-Disposition"].startswith("attachment;")
+    assert b"Keep a copy" in b"".join(response.streaming_content)
