@@ -23,6 +23,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 
@@ -34,7 +35,13 @@ from mailbox.errors import ServerProblem
 from mailbox.forms import BulkActionForm, FolderForm, ListParamsForm, MessageRefForm
 from mailbox.imap.pool import PoolBusy
 from mailbox.models import TrustedSender
-from mailbox.sources import FolderChanged, ListQuery, MailSource, MessageGone
+from mailbox.sources import (
+    FolderChanged,
+    ListQuery,
+    MailSource,
+    MessageGone,
+    SpecialUse,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +90,28 @@ def mail_errors(
     return wrapped
 
 
+_USE_LABELS = {
+    SpecialUse.INBOX: gettext_lazy("Inbox"),
+    SpecialUse.DRAFTS: gettext_lazy("Drafts"),
+    SpecialUse.SENT: gettext_lazy("Sent"),
+    SpecialUse.ARCHIVE: gettext_lazy("Archive"),
+    SpecialUse.JUNK: gettext_lazy("Junk"),
+    SpecialUse.TRASH: gettext_lazy("Trash"),
+}
+
+
+def _folder_label(folders: list, name: str) -> str:
+    """How a folder is called on screen: special folders by their role."""
+    for folder in folders:
+        if folder.name == name or (
+            folder.special_use == SpecialUse.INBOX and name.upper() == "INBOX"
+        ):
+            if folder.special_use in _USE_LABELS:
+                return str(_USE_LABELS[folder.special_use])
+            return folder.display_name
+    return name
+
+
 def _list_url(account_id: int, folder: str, **params: object) -> str:
     query = urlencode({"folder": folder, **{k: v for k, v in params.items() if v}})
     return reverse("mailbox:message_list", args=[account_id]) + "?" + query
@@ -127,6 +156,7 @@ def message_list(request: HttpRequest, account_id: int) -> HttpResponse:
     context.update(
         {
             "folder": folder,
+            "folder_label": _folder_label(context["folders"], folder),
             "page": page,
             "params": params,
             "list_query": params.as_query_string(),
@@ -196,6 +226,7 @@ def message_view(request: HttpRequest, account_id: int) -> HttpResponse:
             "ref_query": ref_query,
             "list_query": params.as_query_string() if params.is_valid() else "",
             "neighbours": neighbours,
+            "has_attachments": any(not a.is_inline for a in parsed.attachments),
             "attached": [
                 (nested, sanitize.text_to_html(nested.text) if nested.text else None)
                 for nested in parsed.attached_messages
@@ -277,14 +308,12 @@ def message_body(request: HttpRequest, account_id: int) -> HttpResponse:
 
 
 def _as_inert_file(
-    response: HttpResponseBase, *, cache_control: str, same_origin_only: bool = False
+    response: HttpResponseBase, *, cache_control: str
 ) -> HttpResponseBase:
     """Headers for mail content served as a file: never sniffed, never run."""
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = PART_CSP
     response["Cache-Control"] = cache_control
-    if same_origin_only:
-        response["Cross-Origin-Resource-Policy"] = "same-origin"
     return response
 
 
@@ -344,9 +373,8 @@ def inline_part(request: HttpRequest) -> HttpResponseBase:
     response["Content-Disposition"] = _content_disposition(
         "inline", download.info.filename
     )
-    return _as_inert_file(
-        response, cache_control="private, max-age=3600", same_origin_only=True
-    )
+    # Asked for by the sandboxed body frame, whose origin is opaque: no CORP.
+    return _as_inert_file(response, cache_control="private, max-age=3600")
 
 
 @login_required
@@ -377,9 +405,7 @@ def image_proxy(request: HttpRequest) -> HttpResponse:
     except imageproxy.ImageRefused:
         return HttpResponse(status=404, content_type="text/plain")
     response = HttpResponse(image.data, content_type=image.content_type)
-    return _as_inert_file(
-        response, cache_control="private, max-age=86400", same_origin_only=True
-    )
+    return _as_inert_file(response, cache_control="private, max-age=86400")
 
 
 def _back(request: HttpRequest, fallback: str) -> str:

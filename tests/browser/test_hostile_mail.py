@@ -117,3 +117,30 @@ def test_allowed_remote_content_loads_only_through_the_proxy(
     assert not [u for u in seen if "tracker.example" in urlsplit(u).netloc]
     assert [u for u in seen if reverse("mailbox:image_proxy") in u]
     pool.close_all()
+
+
+def test_inline_images_show_inside_the_sandboxed_frame(
+    signed_in_page, live_server, imap_account, dovecot, mail_user, trust_test_ca
+):
+    """cid: images load in the frame, although it sends no session cookie."""
+    from tests.data.loader import load_eml
+
+    page = signed_in_page
+    dovecot.deliver(mail_user.username, load_eml("related_cid.eml"))
+    listing = reverse("mailbox:message_list", args=[imap_account.pk])
+    page.goto(live_server.url + listing + "?" + urlencode({"folder": "INBOX"}))
+    validity = re.search(r"(?:[?;])v=(\d+)", page.content()).group(1)
+    view = reverse("mailbox:message_view", args=[imap_account.pk])
+    page.goto(
+        live_server.url
+        + view
+        + "?"
+        + urlencode({"folder": "INBOX", "v": validity, "uid": 1})
+    )
+    page.wait_for_load_state("networkidle")
+    images = page.frame_locator("iframe.message-body").locator("img")
+    assert images.count() >= 1
+    loaded = images.first.evaluate("img => img.complete && img.naturalWidth > 0")
+    assert loaded
+    page.screenshot(path=str(OUTPUT / "inline-images.png"), full_page=True)
+    pool.close_all()
