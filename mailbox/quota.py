@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Sum
-from django.db.models.functions import Greatest
+from django.db.models import BigIntegerField, F, Sum, Value
+from django.db.models.functions import Cast, Coalesce, Greatest
 
 from accounts.models import User, UserQuota
 from accounts.selectors import user_quota_get
@@ -22,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 WARN_PERCENT = 80
 CRITICAL_PERCENT = 95
+_MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -53,14 +55,26 @@ def usage(*, user: User) -> Usage:
 def quota_reserve(*, user: User, size: int) -> bool:
     """Take ``size`` bytes if they fit under the limit; False (nothing taken) if not.
 
-    One conditional UPDATE: concurrent imports of one user cannot overshoot.
+    One conditional UPDATE decides, with the limit computed in its WHERE (the
+    user's ``limit_mb`` or the site default), so there is no read first and
+    concurrent imports of one user cannot overshoot. Only when no row matched
+    is the quota row fetched (created with the default on first use) and the
+    UPDATE tried once more.
     """
-    quota = user_quota_get(user=user)
-    limit = quota.effective_limit_bytes
-    taken = UserQuota.objects.filter(pk=quota.pk, used_bytes__lte=limit - size).update(
-        used_bytes=F("used_bytes") + size
+    default_mb = settings.WEBMAIL_DEFAULT_QUOTA_MB
+    fits = UserQuota.objects.filter(
+        user_id=user.pk,
+        # bigint before multiplying: limit_mb is a 32-bit column on PostgreSQL.
+        used_bytes__lte=Cast(
+            Coalesce(F("limit_mb"), Value(default_mb)), BigIntegerField()
+        )
+        * _MIB
+        - size,
     )
-    return taken == 1
+    if fits.update(used_bytes=F("used_bytes") + size) == 1:
+        return True
+    user_quota_get(user=user)  # the row may not exist yet
+    return fits.update(used_bytes=F("used_bytes") + size) == 1
 
 
 def quota_release(*, user_id: int, size: int) -> None:

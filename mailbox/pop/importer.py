@@ -6,13 +6,16 @@ One run, under the account's lock (``lock.account_lock``):
    raised (a retry cannot heal it). Any other connection problem is recorded on
    the job and raised as ``ServerProblem`` for the task to retry.
 2. UIDL against the ledger (``UidlEntry``): the new messages, in server order.
-3. For each: reserve its LIST size in the user's quota (no room: stop, job
-   OVER_QUOTA, the rest stays on the server); RETR streamed into a temporary
-   file; store it as a blob; then in ONE transaction the message row and the
-   ledger row (the reservation is now usage). A failure before the commit gives
-   the reservation back and deletes the blob. With an IMAP target account the
-   file is APPENDed there instead (no local quota) and the ledger row records
-   the APPENDUID.
+3. In batches (up to 100 messages, 20 MB of LIST sizes or 2 s of downloading;
+   see "the store: in batches" below): reserve their LIST sizes in the user's
+   quota (no room for the next one: stop, job OVER_QUOTA, the rest stays on
+   the server); RETR each streamed into a temporary file; store them as
+   blobs, flushed to disk together; then in ONE transaction their message
+   rows and ledger rows (the reservations are now usage) and the job's
+   progress. A failure before the commit gives the reservations back and
+   deletes the blobs. With an IMAP target account each file is APPENDed there
+   instead, one at a time (no local quota), and its ledger row records the
+   APPENDUID.
 4. Only after that commit, if the account keeps no copy on the server, DELE.
    Messages already in the ledger that are still on the server are DELEd too
    when no copy is kept, or when ``remove_after_days`` is set and they were
@@ -40,6 +43,7 @@ import logging
 import poplib
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -58,7 +62,14 @@ from mailbox.pop import client as pop
 from mailbox.pop.lock import ImportBusy, account_lock
 from mailbox.store import blobs
 from mailbox.store.models import ImportJob, LocalFolder, UidlEntry
-from mailbox.store.services import import_folder_for, message_add
+from mailbox.store.services import (
+    HEADER_PARSE_LIMIT,
+    MessageColumns,
+    describe,
+    import_folder_for,
+    message_add,
+    messages_add,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -231,12 +242,15 @@ def _transfer(state: _Run, client: poplib.POP3) -> str:
         list_sizes = pop.sizes(client)
         if account.import_imap_account_id is None:
             state.folder = import_folder_for(account=account)
-        for index, (uidl, number) in enumerate(new):
-            if not _import_one(state, client, uidl, number, list_sizes.get(number, 0)):
-                status = ImportJob.Status.OVER_QUOTA
-                _over_quota(state, left=len(new) - index)
-                break
-            state.save_progress()
+            status = _import_batches(state, client, new, list_sizes)
+        else:
+            for index, (uidl, number) in enumerate(new):
+                size = list_sizes.get(number, 0)
+                if not _import_one(state, client, uidl, number, size):
+                    status = ImportJob.Status.OVER_QUOTA
+                    _over_quota(state, left=len(new) - index)
+                    break
+                state.save_progress()
 
     # Messages imported by earlier runs that should now leave the server.
     cutoff = None
@@ -252,15 +266,293 @@ def _transfer(state: _Run, client: poplib.POP3) -> str:
     return status
 
 
-def _import_one(
-    state: _Run, client: poplib.POP3, uidl: str, number: int, size: int
-) -> bool:
-    """Import one message; False when it does not fit the quota (nothing done)."""
+# -- the store: in batches ----------------------------------------------------
+#
+# A batch is up to _BATCH_COUNT messages (fewer when their LIST sizes pass
+# _BATCH_BYTES, or when downloading takes longer than _BATCH_SECONDS): their
+# quota is reserved, they are RETRieved to temporary files (no fsync each),
+# moved into place as blobs, made durable together (blobs_make_durable), and
+# then ONE transaction adds their message rows, ledger rows, the usage
+# correction and the job's progress. Only after that commit are they DELEd.
+#
+# A crash before the commit leaves orphan blobs (no row, no quota) and nothing
+# in the ledger: the next run imports exactly those messages again. Their
+# reservations are released in a ``finally``; a SIGKILL skips that, and the
+# periodic ``reconcile_quotas`` task corrects the usage it leaks. A crash after
+# the commit and before the DELEs (or QUIT) leaves committed messages that the
+# next run skips, then DELEs.
+
+_BATCH_COUNT = 100
+_BATCH_BYTES = 20 * 1024 * 1024
+_BATCH_SECONDS = 2.0
+
+
+@dataclass
+class _Fetched:
+    uidl: str
+    number: int
+    reserved: int  # the LIST size taken from the quota
+    path: Path
+    written: int = 0
+    blob: str = ""
+    columns: MessageColumns | None = None
+
+
+@dataclass
+class _Held:
+    """Quota reserved for a batch and not (yet) turned into usage."""
+
+    bytes: int = 0
+
+
+def _import_batches(
+    state: _Run, client: poplib.POP3, new: list[tuple[str, int]], sizes: dict
+) -> str:
+    """Import ``new`` into the store, batch by batch; return the job status."""
+    index = 0
+    while index < len(new):
+        batch: list[tuple[str, int, int]] = []
+        total = 0
+        for uidl, number in new[index : index + _BATCH_COUNT]:
+            size = sizes.get(number, 0)
+            if batch and total + size > _BATCH_BYTES:
+                break
+            batch.append((uidl, number, size))
+            total += size
+        taken = _reserve(state, [size for _uidl, _number, size in batch])
+        if not taken:
+            _over_quota(state, left=len(new) - index)
+            return ImportJob.Status.OVER_QUOTA
+        index += _import_batch(state, client, batch[:taken])
+    return ImportJob.Status.DONE
+
+
+def _reserve(state: _Run, sizes: list[int]) -> int:
+    """Reserve quota for the first messages of a batch; return how many fit.
+
+    One UPDATE for the whole batch when it fits; otherwise one per message
+    until one does not fit (so a nearly full quota is used as before).
+    """
+    user = state.account.user
+    if quota.quota_reserve(user=user, size=sum(sizes)):
+        return len(sizes)
+    taken = 0
+    for size in sizes:
+        if not quota.quota_reserve(user=user, size=size):
+            break
+        taken += 1
+    return taken
+
+
+def _import_batch(
+    state: _Run, client: poplib.POP3, batch: list[tuple[str, int, int]]
+) -> int:
+    """Download, store and commit one reserved batch; return how many were handled.
+
+    Fewer than ``len(batch)`` are handled when the downloads take longer than
+    _BATCH_SECONDS (the rest is reserved again with the next batch). A lost
+    connection commits what was fully downloaded, then raises ServerProblem.
+    """
     account = state.account
-    to_store = account.import_imap_account_id is None
-    if to_store and not quota.quota_reserve(user=account.user, size=size):
+    held = _Held(sum(size for _uidl, _number, size in batch))
+    fetched: list[_Fetched] = []
+    lost: ServerProblem | None = None
+    handled = 0
+    started = time.monotonic()
+    try:
+        for uidl, number, size in batch:
+            if handled and time.monotonic() - started > _BATCH_SECONDS:
+                break
+            path = blobs.temp_dir() / f"pop-{account.pk}-{secrets.token_hex(8)}.part"
+            item = _Fetched(uidl=uidl, number=number, reserved=size, path=path)
+            fetched.append(item)  # from here its file is cleaned up below
+            try:
+                head = bytearray()
+                item.written = pop.retrieve_to_file(
+                    client,
+                    number,
+                    path,
+                    fsync=False,
+                    head=head,
+                    head_limit=HEADER_PARSE_LIMIT + 1,
+                )
+            except poplib.error_proto:
+                # The server refused this one message: count it, go on.
+                fetched.pop()
+                path.unlink(missing_ok=True)
+                handled += 1
+                state.counts["failed"] += 1
+                state.counts["done"] += 1
+                logger.warning("pop import of account %s: RETR refused", account.pk)
+                continue
+            except ServerProblem as exc:
+                fetched.pop()
+                path.unlink(missing_ok=True)
+                lost = exc
+                break
+            handled += 1
+            _after_retrieve(path)
+            # The list columns now, while the bytes are at hand (one message's
+            # head at a time in memory, not the batch's).
+            whole = len(head) <= HEADER_PARSE_LIMIT
+            item.columns = describe(bytes(head), whole=whole)
+            del head
+        stored = _store_batch(state, fetched, held) if fetched else []
+        if not fetched:
+            state.save_progress()
+    finally:
+        for item in fetched:
+            item.path.unlink(missing_ok=True)
+        # Reservations of messages that were not committed; see above for a
+        # crash that skips this.
+        quota.quota_release(user_id=account.user_id, size=held.bytes)
+    if lost is not None:
+        raise lost
+    for item in stored:
+        _after_commit(item.uidl)
+        if not account.leave_on_server:
+            pop.delete(client, item.number)
+            state.deleted.append(item.uidl)
+    return handled
+
+
+def _store_batch(state: _Run, fetched: list[_Fetched], held: _Held) -> list[_Fetched]:
+    """Blobs, then one transaction for all rows; return the committed messages.
+
+    A message whose blob cannot be written counts as failed. When the batch
+    transaction fails, its messages are tried one by one, so one bad message
+    fails alone, as before batching.
+    """
+    account = state.account
+    folder = state.folder
+    if folder is None:
+        raise RuntimeError("no import folder")
+    saved: list[_Fetched] = []
+    try:
+        for item in fetched:
+            try:
+                item.blob = blobs.blob_save(item.path, user_id=account.user_id)
+            except Exception:
+                logger.exception(
+                    "pop import of account %s: a message was not stored", account.pk
+                )
+                state.counts["failed"] += 1
+                state.counts["done"] += 1
+                continue
+            saved.append(item)
+        # An error here (the disk refuses to sync) ends the run: nothing of the
+        # batch is committed, its blobs are orphans.
+        blobs.blobs_make_durable([item.blob for item in saved])
+    except BaseException:
+        _delete_blobs(saved)
+        raise
+    if not saved:
+        state.save_progress()
+        return []
+    try:
+        counts = dict(state.counts)
+        counts["done"] += len(saved)
+        counts["imported"] += len(saved)
+        counts["bytes"] += sum(item.written for item in saved)
+        with transaction.atomic():
+            messages = messages_add(
+                user=account.user,
+                account=account,
+                folder=folder,
+                items=[(item.uidl, item.blob, item.written) for item in saved],
+                columns=[item.columns for item in saved],
+            )
+            now = timezone.now()
+            UidlEntry.objects.bulk_create(
+                UidlEntry(
+                    account=account,
+                    uidl=item.uidl,
+                    state=UidlEntry.State.IMPORTED,
+                    size=item.written,
+                    imported_at=now,
+                    message_id=message.pk,
+                )
+                for item, message in zip(saved, messages, strict=True)
+            )
+            _charge(account, saved)
+            ImportJob.objects.filter(pk=state.job.pk).update(**counts)
+        held.bytes -= sum(item.reserved for item in saved)
+    except Exception:
+        logger.exception(
+            "pop import of account %s: a batch was not stored, storing one by one",
+            account.pk,
+        )
+        stored = [item for item in saved if _store_one(state, item, held)]
+        state.save_progress()
+        return stored
+    except BaseException:
+        _delete_blobs(saved)
+        raise
+    state.counts = counts
+    return saved
+
+
+def _store_one(state: _Run, item: _Fetched, held: _Held) -> bool:
+    """Message row and ledger row of one stored blob; True once committed."""
+    account = state.account
+    assert state.folder is not None  # noqa: S101 - checked by _store_batch
+    try:
+        with transaction.atomic():
+            message = message_add(
+                user=account.user,
+                account=account,
+                folder=state.folder,
+                uidl=item.uidl,
+                blob_name=item.blob,
+                size=item.written,
+            )
+            _ledger_add(account, item.uidl, item.written, message_id=message.pk)
+            _charge(account, [item])
+        held.bytes -= item.reserved
+    except Exception:
+        logger.exception(
+            "pop import of account %s: a message was not stored", account.pk
+        )
+        _delete_blobs([item])
+        state.counts["failed"] += 1
+        state.counts["done"] += 1
         return False
-    reserved = size if to_store else 0  # held until _store takes it over
+    except BaseException:
+        _delete_blobs([item])
+        raise
+    state.counts["done"] += 1
+    state.counts["imported"] += 1
+    state.counts["bytes"] += item.written
+    return True
+
+
+def _charge(account: MailAccount, items: list[_Fetched]) -> None:
+    """Turn the reservations into usage of the written sizes (in the transaction).
+
+    LIST sizes are estimates on some servers.
+    """
+    delta = sum(item.written - item.reserved for item in items)
+    if delta:
+        UserQuota.objects.filter(user_id=account.user_id).update(
+            used_bytes=F("used_bytes") + delta
+        )
+
+
+def _delete_blobs(items: list[_Fetched]) -> None:
+    for item in items:
+        if item.blob:
+            with contextlib.suppress(OSError):
+                blobs.blob_delete(item.blob)
+
+
+# -- the IMAP target: one message at a time -------------------------------------
+
+
+def _import_one(
+    state: _Run, client: poplib.POP3, uidl: str, number: int, _size: int
+) -> bool:
+    """APPEND one message to the target IMAP account; always True (no quota)."""
+    account = state.account
     path = blobs.temp_dir() / f"pop-{account.pk}-{secrets.token_hex(8)}.part"
     try:
         try:
@@ -272,15 +564,9 @@ def _import_one(
             logger.warning("pop import of account %s: RETR refused", account.pk)
             return True
         _after_retrieve(path)
-        if to_store:
-            reserved = 0
-            stored = _store(state, path, uidl, reserved=size, written=written)
-        else:
-            stored = _append(state, path, uidl, written)
+        stored = _append(state, path, uidl, written)
     finally:
         path.unlink(missing_ok=True)
-        if reserved:
-            quota.quota_release(user_id=account.user_id, size=reserved)
     state.counts["done"] += 1
     if not stored:
         state.counts["failed"] += 1
@@ -291,46 +577,6 @@ def _import_one(
     if not account.leave_on_server:
         pop.delete(client, number)
         state.deleted.append(uidl)
-    return True
-
-
-def _store(state: _Run, path: Path, uidl: str, *, reserved: int, written: int) -> bool:
-    """Blob, message row and ledger row; True once committed."""
-    account = state.account
-    if state.folder is None:
-        raise RuntimeError("no import folder")
-    blob_name = ""
-    try:
-        blob_name = blobs.blob_save(path, user_id=account.user_id)
-        with transaction.atomic():
-            message = message_add(
-                user=account.user,
-                account=account,
-                folder=state.folder,
-                uidl=uidl,
-                blob_name=blob_name,
-                size=written,
-            )
-            _ledger_add(account, uidl, written, message_id=message.pk)
-            if written != reserved:  # LIST sizes are estimates on some servers
-                UserQuota.objects.filter(user_id=account.user_id).update(
-                    used_bytes=F("used_bytes") + (written - reserved)
-                )
-    except Exception:
-        logger.exception(
-            "pop import of account %s: a message was not stored", account.pk
-        )
-        quota.quota_release(user_id=account.user_id, size=reserved)
-        if blob_name:
-            with contextlib.suppress(OSError):
-                blobs.blob_delete(blob_name)
-        return False
-    except BaseException:
-        quota.quota_release(user_id=account.user_id, size=reserved)
-        if blob_name:
-            with contextlib.suppress(OSError):
-                blobs.blob_delete(blob_name)
-        raise
     return True
 
 
@@ -345,9 +591,6 @@ def _ledger_add(account: MailAccount, uidl: str, size: int, **fields: object) ->
             **fields,
         },
     )
-
-
-# -- the IMAP target ----------------------------------------------------------
 
 
 def _append(state: _Run, path: Path, uidl: str, written: int) -> bool:

@@ -12,10 +12,13 @@ together) and ``next_modseq``, which joins the caller's when there is one.
 
 from __future__ import annotations
 
+import email.policy
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
 from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
@@ -56,22 +59,28 @@ _TO_TEXT_LIMIT = 10_000
 # -- counters ----------------------------------------------------------------
 
 
-def next_modseq(*, user: User) -> int:
-    """Increment the user's change counter and return its new value.
+def next_modseq(*, user: User, count: int = 1) -> int:
+    """Increment the user's change counter by ``count``; return its new value.
 
-    One conditional UPDATE (``value = value + 1``) takes the row lock, so two
-    concurrent callers never get the same value; the first call creates the row
-    (a concurrent creation is caught and retried). Joins the caller's transaction.
+    The caller owns the ``count`` values ending at the returned one (a range
+    reserved for a batch: ``value - count + 1`` … ``value``). One conditional
+    UPDATE (``value = value + count``) takes the row lock, so two concurrent
+    callers never get the same value; the first call creates the row (a
+    concurrent creation is caught and retried). Joins the caller's transaction.
     """
+    if count < 1:
+        raise ValueError("count must be at least 1")
     with transaction.atomic():
-        updated = ChangeCounter.objects.filter(user=user).update(value=F("value") + 1)
+        updated = ChangeCounter.objects.filter(user=user).update(
+            value=F("value") + count
+        )
         if not updated:
             try:
                 with transaction.atomic():
-                    ChangeCounter.objects.create(user=user, value=1)
-                return 1
+                    ChangeCounter.objects.create(user=user, value=count)
+                return count
             except IntegrityError:
-                ChangeCounter.objects.filter(user=user).update(value=F("value") + 1)
+                ChangeCounter.objects.filter(user=user).update(value=F("value") + count)
         return ChangeCounter.objects.values_list("value", flat=True).get(user=user)
 
 
@@ -327,6 +336,163 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
+@dataclass(frozen=True)
+class MessageColumns:
+    subject: str = ""
+    from_name: str = ""
+    from_email: str = ""
+    to_text: str = ""
+    date: datetime | None = None
+    message_id: str = ""
+    has_attachments: bool = False
+
+
+# Whole messages (up to 256 KiB) are parsed in full only when one of these
+# appears; otherwise ``mime.parse_message`` could find no attachment in them
+# (it counts non-inline parts, parts of multipart/mixed and unknown
+# multiparts, attached messages and TNEF, and those need one of: a
+# Content-Disposition of attachment, a (file)name parameter, a message/* or
+# TNEF type, or a Content-Type other than text/*, multipart/alternative and
+# multipart/related). The scan looks at the whole text, bodies included, so
+# it over-reports: a hit only costs the full parse, never a wrong answer.
+_NAME_PARAM = re.compile(rb";\s*(?:file)?name\*?(?:\d+\*?)?\s*=")
+_PLAIN_TYPES = (b"text/", b"multipart/alternative", b"multipart/related")
+
+
+def _may_have_attachments(data: bytes) -> bool:
+    low = data.lower()
+    if b"attachment" in low or b"message/" in low or b"ms-tnef" in low:
+        return True
+    if b"name" in low and _NAME_PARAM.search(low):
+        return True
+    start = 0
+    while (found := low.find(b"content-type:", start)) >= 0:
+        start = found + 13
+        value = low[start : start + 64].lstrip(b' \t\r\n"')
+        if not value.startswith(_PLAIN_TYPES):
+            return True
+    return False
+
+
+def _header_columns(head: bytes) -> MessageColumns:
+    """The list columns from the header block alone (no MIME tree); never raises.
+
+    Uses the same header decoding as ``mime.parse_message`` (encoded words,
+    raw 8-bit, control characters), so the columns are the ones a full parse
+    gives, at a small fraction of its cost.
+    """
+    match = _HEADER_END.search(head)
+    block = head[: match.end()] if match else head
+    try:
+        header = BytesHeaderParser(policy=email.policy.compat32).parsebytes(block)
+        problems = mime._Problems()  # noqa: SLF001 - the parser's own helpers
+        subject = mime._single_header(header, "Subject", problems) or ""  # noqa: SLF001
+        from_ = mime._addresses(header, "From", problems)  # noqa: SLF001
+        to = mime._addresses(header, "To", problems)  # noqa: SLF001
+        date = mime._parse_date(  # noqa: SLF001
+            mime._single_header(header, "Date", problems),  # noqa: SLF001
+            problems,
+        )
+        ids = mime._msg_ids(mime._single_header(header, "Message-ID", problems))  # noqa: SLF001
+    except Exception:  # noqa: BLE001 - a bad header still gets a row
+        logger.warning("a message header could not be read")
+        return MessageColumns()
+    return MessageColumns(
+        subject=subject,
+        from_name=from_[0].name[:255] if from_ else "",
+        from_email=from_[0].email[:320] if from_ else "",
+        to_text=", ".join(_address_text(a) for a in to)[:_TO_TEXT_LIMIT],
+        date=_aware(date),
+        message_id=(ids[0] if ids else "")[:998],
+    )
+
+
+def _parsed_columns(head: bytes) -> MessageColumns:
+    """The list columns from a full parse of the whole message (exact)."""
+    parsed = mime.parse_message(head)
+    return MessageColumns(
+        subject=parsed.subject or "",
+        from_name=parsed.from_[0].name[:255] if parsed.from_ else "",
+        from_email=parsed.from_[0].email[:320] if parsed.from_ else "",
+        to_text=", ".join(_address_text(a) for a in parsed.to)[:_TO_TEXT_LIMIT],
+        date=_aware(parsed.date),
+        message_id=(parsed.message_id or "")[:998],
+        has_attachments=bool(parsed.attached_messages)
+        or any(not attachment.is_inline for attachment in parsed.attachments),
+    )
+
+
+def describe(head: bytes, *, whole: bool) -> MessageColumns:
+    """The list columns of a message from its first bytes; never raises.
+
+    ``head`` is the whole message (``whole``) or at least its header. A whole
+    message's header gives the columns, and the message is parsed in full only
+    when it may hold an attachment (``_may_have_attachments``), so
+    ``has_attachments`` is exact. Otherwise only the header is read and a
+    top-level multipart/mixed is taken as "has attachments".
+    """
+    if not whole:
+        match = _HEADER_END.search(head)
+        head = head[: match.end()] if match else head[:HEADER_PARSE_LIMIT]
+    try:
+        if whole and _may_have_attachments(head):
+            return _parsed_columns(head)
+        columns = _header_columns(head)
+        if not whole and _multipart_mixed_hint(head):
+            columns = replace(columns, has_attachments=True)
+    except Exception:  # noqa: BLE001 - a bad message still gets a row
+        logger.warning("a message header could not be read")
+        return MessageColumns()
+    return columns
+
+
+def _blob_columns(blob_name: str) -> MessageColumns:
+    """The list columns of a stored blob; empty ones if it cannot be read/parsed."""
+    try:
+        head, whole = _head_bytes(blob_name)
+    except Exception:  # noqa: BLE001 - an unreadable blob still gets a row
+        logger.warning("blob %s: header could not be read", blob_name)
+        return MessageColumns()
+    return describe(head, whole=whole)
+
+
+def _message_row(
+    *,
+    user: User,
+    account: MailAccount | None,
+    folder: LocalFolder,
+    uidl: str,
+    blob_name: str,
+    size: int,
+    received_at: datetime,
+    modseq: int,
+    columns: MessageColumns | None = None,
+) -> StoredMessage:
+    if columns is None:
+        columns = _blob_columns(blob_name)
+    source = ""
+    if account is not None:
+        source = f"{account.host} ({account.label})"[:255]
+    return StoredMessage(
+        user=user,
+        folder=folder,
+        account=account,
+        uidl=uidl[:255],
+        message_id=columns.message_id,
+        subject=columns.subject,
+        from_name=columns.from_name,
+        from_email=columns.from_email,
+        to_text=columns.to_text,
+        date=columns.date,
+        received_at=received_at,
+        source=source,
+        size=size,
+        has_attachments=columns.has_attachments,
+        blob=blob_name,
+        modseq=modseq,
+    )
+
+
 def message_add(
     *,
     user: User,
@@ -340,60 +506,68 @@ def message_add(
     """Add the stored blob ``blob_name`` as a message of ``folder``; return the row.
 
     The list columns (subject, sender, recipients, Date, Message-ID) come from the
-    blob's header; blobs up to 256 KiB are parsed whole, so ``has_attachments``
-    is exact (a non-inline attachment or an attached message); for larger ones
-    only the header is read and a top-level multipart/mixed is taken as "has
-    attachments". A message that cannot be parsed, or a blob that cannot be read,
-    still gets a row (with empty columns). Expects the caller's transaction: the
-    importer adds the ledger row and the quota charge in the same one.
+    blob's header; for blobs up to 256 KiB ``has_attachments`` is exact (a
+    non-inline attachment or an attached message: the whole message is parsed
+    when it may have one); for larger ones only the header is read and a
+    top-level multipart/mixed is taken as "has attachments". A message that
+    cannot be parsed, or a blob that cannot be read, still gets a row (with
+    empty columns). Expects the caller's transaction: the importer adds the
+    ledger row and the quota charge in the same one.
     """
     if folder.user_id != user.pk:
         raise ValueError("folder of another user")
-    parsed: mime.ParsedMessage | None
-    try:
-        head, whole = _head_bytes(blob_name)
-        parsed = mime.parse_message(head)
-    except Exception:  # noqa: BLE001 - a bad or unreadable message still gets a row
-        logger.warning("blob %s: header could not be read", blob_name)
-        parsed, head, whole = None, b"", True
-    subject = from_name = from_email = to_text = message_id = ""
-    date = None
-    has_attachments = False
-    if parsed is not None:
-        subject = parsed.subject or ""
-        if parsed.from_:
-            from_name = parsed.from_[0].name[:255]
-            from_email = parsed.from_[0].email[:320]
-        to_text = ", ".join(_address_text(a) for a in parsed.to)[:_TO_TEXT_LIMIT]
-        date = _aware(parsed.date)
-        message_id = (parsed.message_id or "")[:998]
-        if whole:
-            has_attachments = bool(parsed.attached_messages) or any(
-                not attachment.is_inline for attachment in parsed.attachments
-            )
-        else:
-            has_attachments = _multipart_mixed_hint(head)
-    source = ""
-    if account is not None:
-        source = f"{account.host} ({account.label})"[:255]
-    return StoredMessage.objects.create(
+    message = _message_row(
         user=user,
-        folder=folder,
         account=account,
-        uidl=uidl[:255],
-        message_id=message_id,
-        subject=subject,
-        from_name=from_name,
-        from_email=from_email,
-        to_text=to_text,
-        date=date,
-        received_at=received_at or timezone.now(),
-        source=source,
+        folder=folder,
+        uidl=uidl,
+        blob_name=blob_name,
         size=size,
-        has_attachments=has_attachments,
-        blob=blob_name,
-        modseq=next_modseq(user=user),
+        received_at=received_at or timezone.now(),
+        modseq=0,
     )
+    message.modseq = next_modseq(user=user)
+    message.save(force_insert=True)
+    return message
+
+
+def messages_add(
+    *,
+    user: User,
+    account: MailAccount | None,
+    folder: LocalFolder,
+    items: Sequence[tuple[str, str, int]],
+    columns: Sequence[MessageColumns | None] | None = None,
+    received_at: datetime | None = None,
+) -> list[StoredMessage]:
+    """``message_add`` for many blobs at once: ``items`` are (uidl, blob, size).
+
+    ``columns`` may give each item's list columns (``describe`` of its bytes,
+    taken while they were at hand); a missing one is read from the blob. One
+    modseq range and one multi-row INSERT; returns the rows (with their ids)
+    in the order of ``items``. Expects the caller's transaction.
+    """
+    if folder.user_id != user.pk:
+        raise ValueError("folder of another user")
+    if not items:
+        return []
+    when = received_at or timezone.now()
+    last = next_modseq(user=user, count=len(items))
+    rows = [
+        _message_row(
+            user=user,
+            account=account,
+            folder=folder,
+            uidl=uidl,
+            blob_name=blob_name,
+            size=size,
+            received_at=when,
+            modseq=last - len(items) + 1 + index,
+            columns=columns[index] if columns else None,
+        )
+        for index, (uidl, blob_name, size) in enumerate(items)
+    ]
+    return StoredMessage.objects.bulk_create(rows)
 
 
 # -- changing messages -------------------------------------------------------------
