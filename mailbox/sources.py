@@ -113,6 +113,9 @@ class MessagePage:
     query: ListQuery
     total: int  # messages matching the query in the folder
     messages: tuple[MessageSummary, ...]
+    # True when the folder was too large for the asked sort (by sender or
+    # subject) and the list is in arrival order instead.
+    sort_fallback: bool = False
 
     @property
     def page_count(self) -> int:

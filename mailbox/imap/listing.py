@@ -47,6 +47,19 @@ __all__ = [
 
 LIST_ITEMS = ["ENVELOPE", "FLAGS", "RFC822.SIZE", "BODYSTRUCTURE", "INTERNALDATE"]
 
+# Sorting by sender or subject makes the server read the headers of every
+# message in the folder (seconds on a big one): above this size a list stays in
+# arrival order, as it does for THREAD, which is never asked for.
+HEADER_SORT_LIMIT = 10_000
+
+
+def header_sort_refused(query: ListQuery, state: FolderState) -> bool:
+    return (
+        query.sort in (SortKey.FROM, SortKey.SUBJECT)
+        and state.exists > HEADER_SORT_LIMIT
+    )
+
+
 _SORT_KEYS = {
     SortKey.DATE: "ARRIVAL",
     SortKey.FROM: "FROM",
@@ -352,7 +365,8 @@ def ordered_uids(
     if state.exists == 0:
         uids: list[int] = []
     elif client.has_capability("SORT"):
-        sort = [_SORT_KEYS[query.sort]]
+        sort_key = SortKey.DATE if header_sort_refused(query, state) else query.sort
+        sort = [_SORT_KEYS[sort_key]]
         if query.reverse:
             sort.insert(0, "REVERSE")
         uids = client.sort(sort, criteria, "UTF-8")
@@ -514,6 +528,7 @@ def list_page(
         query=query,
         total=len(uids),
         messages=tuple(summaries[uid] for uid in page_uids if uid in summaries),
+        sort_fallback=header_sort_refused(query, state),
     )
 
 

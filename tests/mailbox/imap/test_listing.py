@@ -112,6 +112,29 @@ def test_each_sort_key_both_directions(dovecot, mail_user, client, sort, ascendi
     assert _subjects(down) == ascending[::-1]
 
 
+@pytest.mark.parametrize("sort", [SortKey.FROM, SortKey.SUBJECT])
+def test_big_folders_are_not_sorted_by_headers(
+    monkeypatch, dovecot, mail_user, client, sort
+):
+    """Above the size limit, sender and subject sorts give arrival order and say so;
+    the server is never asked to sort by a header."""
+    from mailbox.imap import listing
+
+    monkeypatch.setattr(listing, "HEADER_SORT_LIMIT", 2)
+    _deliver_three(dovecot, mail_user.username)
+    wire = Wire(client)
+    try:
+        page = list_page(client, "INBOX", ListQuery(sort=sort, reverse=False))
+    finally:
+        wire.stop()
+    assert page.sort_fallback
+    assert _subjects(page) == ["Bravo", "alpha", "Charlie"]
+    sorts = [line for line in wire.commands() if " SORT " in line.upper()]
+    assert sorts
+    assert all("ARRIVAL" in line.upper() for line in sorts)
+    assert not any(k in line.upper() for line in sorts for k in ("SUBJECT", " FROM"))
+
+
 def test_page_two_of_120_holds_the_right_50_in_order(dovecot, mail_user, client):
     """Page 2 of 120 messages, newest first, is messages 70 down to 21."""
     dovecot.generate(mail_user.username, 120)
