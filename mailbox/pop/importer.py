@@ -359,11 +359,12 @@ def _import_batch(
     lost: ServerProblem | None = None
     handled = 0
     started = time.monotonic()
+    folder = blobs.temp_dir()  # once per batch
     try:
         for uidl, number, size in batch:
             if handled and time.monotonic() - started > _BATCH_SECONDS:
                 break
-            path = blobs.temp_dir() / f"pop-{account.pk}-{secrets.token_hex(8)}.part"
+            path = folder / f"pop-{account.pk}-{secrets.token_hex(8)}.part"
             item = _Fetched(uidl=uidl, number=number, reserved=size, path=path)
             fetched.append(item)  # from here its file is cleaned up below
             try:

@@ -16,8 +16,9 @@ from typing import BinaryIO
 
 from django.conf import settings
 from django.core.files import File
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.utils import timezone
+from django.utils._os import safe_makedirs
 
 CHUNK = 1024 * 1024
 
@@ -40,12 +41,71 @@ def temp_dir() -> Path:
     return path
 
 
-def blob_save(path: Path, *, user_id: int) -> str:
-    """Store the finished file at ``path`` as a new blob (moved, not copied)."""
+def blob_save(path: Path | str, *, user_id: int) -> str:
+    """Store the finished file at ``path`` as a new blob (moved, not copied).
+
+    With a FileSystemStorage the file is hard-linked straight to its place
+    (names are unique: 128 random bits, and a link never replaces an existing
+    file), given the storage's ``file_permissions_mode``
+    (``FILE_UPLOAD_PERMISSIONS``, 0o644 by default, as ``save`` would), and
+    the temporary name is removed: no existence checks, no
+    ``get_available_name``. Any other storage (or a file system without hard
+    links) goes through ``default_storage.save``.
+    """
     now = timezone.now()
     name = f"store/{user_id}/{now:%Y/%m}/{secrets.token_hex(16)}.eml"
-    with path.open("rb") as handle:
-        return default_storage.save(name, _Finished(handle, path))
+    if isinstance(default_storage, FileSystemStorage):
+        try:
+            return _move_into_place(default_storage, str(path), name)
+        except (FileExistsError, _NoLinks):
+            name = f"store/{user_id}/{now:%Y/%m}/{secrets.token_hex(16)}.eml"
+    with open(path, "rb") as handle:
+        return default_storage.save(name, _Finished(handle, Path(path)))
+
+
+class _NoLinks(Exception):
+    """The file system refuses hard links: use the storage's own save."""
+
+
+# Directories known to exist (cleared when one turns out to be gone).
+_made_dirs: set[str] = set()
+
+
+def _move_into_place(storage: FileSystemStorage, source: str, name: str) -> str:
+    target = storage.path(name)
+    folder = os.path.dirname(target)
+    mode = storage.file_permissions_mode
+    if mode is not None:
+        os.chmod(source, mode)
+    for _attempt in range(2):
+        if folder not in _made_dirs:
+            _make_dirs(storage, folder)
+            _made_dirs.add(folder)
+        try:
+            os.link(source, target)
+        except FileNotFoundError:
+            if not os.path.exists(source):
+                raise
+            _made_dirs.discard(folder)  # removed since: make it again
+            continue
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            raise _NoLinks from exc
+        break
+    else:
+        raise FileNotFoundError(target)
+    os.unlink(source)
+    return name
+
+
+def _make_dirs(storage: FileSystemStorage, folder: str) -> None:
+    """Create ``folder`` as FileSystemStorage._save does."""
+    mode = storage.directory_permissions_mode
+    if mode is None:
+        os.makedirs(folder, exist_ok=True)
+    else:
+        safe_makedirs(folder, mode, exist_ok=True)
 
 
 def blob_open(name: str) -> BinaryIO:

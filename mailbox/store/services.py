@@ -12,6 +12,7 @@ together) and ``next_modseq``, which joins the caller's when there is one.
 
 from __future__ import annotations
 
+import email.message
 import email.policy
 import logging
 import re
@@ -374,6 +375,34 @@ def _may_have_attachments(data: bytes) -> bool:
     return False
 
 
+# An address header value that ``mime._addresses`` would turn into exactly
+# these groups: one plain ASCII address, bare or after a display name of
+# letters and digits in words separated by single spaces (no quotes,
+# comments, encoded words, folding or 8-bit bytes). Anything else takes
+# ``mime._addresses``.
+_SIMPLE_ADDRESS = re.compile(
+    r"[ \t]*(?:([A-Za-z0-9]+(?: [A-Za-z0-9]+)*) ?<"
+    r"([A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>"
+    r"|([A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*))"
+    r"[ \t]*"
+)
+
+
+def _addresses(
+    header: email.message.Message, name: str, problems: mime._Problems
+) -> tuple[mime.Address, ...]:
+    """``mime._addresses``, with a fast path for a plain single address."""
+    raws = mime._raw_headers(header, name)  # noqa: SLF001
+    result: list[mime.Address] = []
+    for raw in raws:
+        match = _SIMPLE_ADDRESS.fullmatch(raw) if isinstance(raw, str) else None
+        if match is None:
+            return mime._addresses(header, name, problems)  # noqa: SLF001
+        display, bracketed, bare = match.groups()
+        result.append(mime.Address(name=display or "", email=bracketed or bare))
+    return tuple(result)
+
+
 def _header_columns(head: bytes) -> MessageColumns:
     """The list columns from the header block alone (no MIME tree); never raises.
 
@@ -387,8 +416,8 @@ def _header_columns(head: bytes) -> MessageColumns:
         header = BytesHeaderParser(policy=email.policy.compat32).parsebytes(block)
         problems = mime._Problems()  # noqa: SLF001 - the parser's own helpers
         subject = mime._single_header(header, "Subject", problems) or ""  # noqa: SLF001
-        from_ = mime._addresses(header, "From", problems)  # noqa: SLF001
-        to = mime._addresses(header, "To", problems)  # noqa: SLF001
+        from_ = _addresses(header, "From", problems)
+        to = _addresses(header, "To", problems)
         date = mime._parse_date(  # noqa: SLF001
             mime._single_header(header, "Date", problems),  # noqa: SLF001
             problems,
