@@ -35,6 +35,17 @@ def hostile(html: str, index: int) -> bytes:
     return head.encode() + html.encode("utf-8", "surrogatepass") + b"\r\n"
 
 
+def message_url(page, live_server, account, uid: int, **extra: str) -> str:
+    """The URL of message ``uid`` in INBOX, with the folder's validity read off
+    the list page as a browser would."""
+    listing = reverse("mailbox:message_list", args=[account.pk])
+    page.goto(live_server.url + listing + "?" + urlencode({"folder": "INBOX"}))
+    validity = re.search(r"(?:[?;])v=(\d+)", page.content()).group(1)
+    view = reverse("mailbox:message_view", args=[account.pk])
+    query = {"folder": "INBOX", "v": validity, "uid": uid, **extra}
+    return live_server.url + view + "?" + urlencode(query)
+
+
 def test_no_vector_runs_script_or_reaches_a_remote_host(
     signed_in_page, live_server, imap_account, dovecot, mail_user, trust_test_ca
 ):
@@ -103,16 +114,7 @@ def test_allowed_remote_content_loads_only_through_the_proxy(
         mail_user.username,
         hostile('<p>News</p><img src="https://tracker.example/pixel.gif">', 0),
     )
-    listing = reverse("mailbox:message_list", args=[imap_account.pk])
-    page.goto(live_server.url + listing + "?" + urlencode({"folder": "INBOX"}))
-    validity = re.search(r"(?:[?;])v=(\d+)", page.content()).group(1)
-    view = reverse("mailbox:message_view", args=[imap_account.pk])
-    page.goto(
-        live_server.url
-        + view
-        + "?"
-        + urlencode({"folder": "INBOX", "v": validity, "uid": 1, "remote": "1"})
-    )
+    page.goto(message_url(page, live_server, imap_account, 1, remote="1"))
     page.wait_for_load_state("networkidle")
     assert not [u for u in seen if "tracker.example" in urlsplit(u).netloc]
     assert [u for u in seen if reverse("mailbox:image_proxy") in u]
@@ -127,16 +129,7 @@ def test_inline_images_show_inside_the_sandboxed_frame(
 
     page = signed_in_page
     dovecot.deliver(mail_user.username, load_eml("related_cid.eml"))
-    listing = reverse("mailbox:message_list", args=[imap_account.pk])
-    page.goto(live_server.url + listing + "?" + urlencode({"folder": "INBOX"}))
-    validity = re.search(r"(?:[?;])v=(\d+)", page.content()).group(1)
-    view = reverse("mailbox:message_view", args=[imap_account.pk])
-    page.goto(
-        live_server.url
-        + view
-        + "?"
-        + urlencode({"folder": "INBOX", "v": validity, "uid": 1})
-    )
+    page.goto(message_url(page, live_server, imap_account, 1))
     page.wait_for_load_state("networkidle")
     images = page.frame_locator("iframe.message-body").locator("img")
     assert images.count() >= 1
