@@ -236,7 +236,3 @@ class UserQuota(models.Model):
         if limit_mb is None:
             limit_mb = settings.WEBMAIL_DEFAULT_QUOTA_MB
         return limit_mb * 1024 * 1024
-
-    @property
-    def is_over_quota(self) -> bool:
-        return self.used_bytes >= self.effective_limit_bytes
