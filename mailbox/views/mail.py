@@ -289,15 +289,28 @@ def message_view(request: HttpRequest, account_id: int) -> HttpResponse:
     return render(request, "mailbox/message_view.html", context)
 
 
+def _sanitized_key(
+    request: HttpRequest,
+    account: MailAccount,
+    ref: tuple[str, int, int],
+    *,
+    allow_remote: bool,
+) -> str:
+    """Cache key of a sanitized body. (folder, validity, uid) never names other
+    content on the same mailbox, so the location is enough: no need to fetch the
+    message to know whether its sanitized body is at hand."""
+    where = (request.user.pk, account.pk, account.host, account.username, *ref)
+    return (
+        "sanitized:" + hashlib.sha256(repr((where, allow_remote)).encode()).hexdigest()
+    )
+
+
 def _sanitized(
     request: HttpRequest, account: MailAccount, message, *, allow_remote: bool
 ) -> sanitize.SanitizedHtml:
     """The message's HTML, sanitized once and kept a while (it can take 0.5 s)."""
-    # The links inside depend on where the message is; the rest on its HTML.
-    where = (request.user.pk, account.pk, message.folder, message.validity, message.uid)
-    digest = hashlib.sha256(repr((where, allow_remote)).encode())
-    digest.update((message.parsed.html or "").encode("utf-8", "surrogatepass"))
-    key = "sanitized:" + digest.hexdigest()
+    ref = (message.folder, message.uid, message.validity)
+    key = _sanitized_key(request, account, ref, allow_remote=allow_remote)
     cached = cache.get(key)
     if cached is None:
         cached = _sanitize(request, account, message, allow_remote=allow_remote)
@@ -341,13 +354,21 @@ def _sanitize(
 def message_body(request: HttpRequest, account_id: int) -> HttpResponse:
     """The sanitized HTML body alone, for the sandboxed iframe."""
     account, source = _source(request, account_id)
-    folder, uid, validity = _message_ref(request).key()
-    message = source.message(folder, uid, validity=validity, mark_seen=False)
-    parsed = message.parsed
-    sender = parsed.from_[0].email if parsed.from_ else ""
-    body = _sanitized(
-        request, account, message, allow_remote=_remote_allowed(request, sender)
+    ref = _message_ref(request).key()
+    # The message page has just sanitized this body (its frame URL carries
+    # remote=1 when remote content is allowed): serve that without a refetch.
+    requested_remote = request.GET.get("remote") == "1"
+    body = cache.get(
+        _sanitized_key(request, account, ref, allow_remote=requested_remote)
     )
+    if body is None:
+        folder, uid, validity = ref
+        message = source.message(folder, uid, validity=validity, mark_seen=False)
+        parsed = message.parsed
+        sender = parsed.from_[0].email if parsed.from_ else ""
+        body = _sanitized(
+            request, account, message, allow_remote=_remote_allowed(request, sender)
+        )
     response = render(request, "mailbox/message_body.html", {"body": body.html})
     response["Content-Security-Policy"] = BODY_CSP
     response["Referrer-Policy"] = "no-referrer"

@@ -471,3 +471,21 @@ def test_original_downloads_as_eml(user_client, imap_account, dovecot, mail_user
     assert response["Content-Type"] == "message/rfc822"
     assert response["Content-Disposition"].startswith("attachment;")
     assert b"Keep a copy" in b"".join(response.streaming_content)
+
+
+def test_body_frame_reuses_the_page_work(user_client, imap_account, dovecot, mail_user):
+    """The frame's body comes from what the message page just sanitized: it is
+    served even if the mail server went away in between."""
+    from tests.servers.ports import free_port
+
+    dovecot.deliver(mail_user.username, make("Framed", html="<p>Kept <b>body</b></p>"))
+    link = first_message_link(user_client.get(list_url(imap_account)).content.decode())
+    page = user_client.get(link).content.decode()
+    frame = re.search(r"<iframe[^>]*>", page, re.S).group(0)
+    body_url = re.search(r'src="([^"]+)"', frame).group(1).replace("&amp;", "&")
+    pool.close_all()
+    imap_account.port = free_port()
+    imap_account.save()
+    body = user_client.get(body_url)
+    assert body.status_code == 200
+    assert "<b>body</b>" in body.content.decode()
