@@ -359,7 +359,8 @@ def test_idle_connection_in_another_process_gives_way_to_a_waiter(
 ):
     """An idle pooled login elsewhere holds a slot only until someone waits for
     it: with two slots busy here, the third acquire gets the other process's."""
-    settings.WEBMAIL_IMAP_SLOT_WAIT_SECONDS = 5
+    # Generous: on a loaded machine the other process may be slow to react.
+    settings.WEBMAIL_IMAP_SLOT_WAIT_SECONDS = 20
     other = spawn(
         IDLE_HOLDER,
         redis_url,
@@ -380,7 +381,7 @@ def test_idle_connection_in_another_process_gives_way_to_a_waiter(
         started = time.monotonic()
         with pool.connection(imap_account) as client:
             inbox_count(client)
-        assert time.monotonic() - started < 4.5  # well before the 5 s wait ends
+        assert time.monotonic() - started < 19  # before the wait gives up
         assert other.stdout.readline().strip() == "gave up the slot"
 
 
