@@ -21,6 +21,7 @@ from accounts.models import (
 )
 from accounts.servers import ServerSettings
 from accounts.services import AccountOptions
+from mailbox.autoconfig import Suggestion
 from mailbox.sources import ListQuery, SearchField, SortKey
 
 # A DNS name (labels of letters, digits and hyphens) or an IP literal.
@@ -54,6 +55,36 @@ class HostField(forms.CharField):
     def clean(self, value: str) -> str:
         value = super().clean(value)
         return clean_host(value) if value else value
+
+
+class SetupAssistantForm(forms.Form):
+    """Step one of adding an account: the address, and IMAP or POP3."""
+
+    email = forms.EmailField(label=_("Your e-mail address"))
+    kind = forms.ChoiceField(
+        label=_("Protocol"),
+        choices=AccountKind.choices,
+        widget=forms.RadioSelect,
+        initial=AccountKind.IMAP,
+    )
+
+    def initial_for(self, found: Suggestion | None) -> dict[str, object]:
+        """The account form's initial values from what the assistant found."""
+        email = self.cleaned_data["email"]
+        kind = self.cleaned_data["kind"]
+        initial: dict[str, object] = {"email": email, "kind": kind}
+        if found is None:
+            return initial
+        incoming = found.imap if kind == AccountKind.IMAP else found.pop3
+        if incoming is not None:
+            initial.update(incoming.as_fields())
+            if incoming.username == email:
+                initial["username"] = ""  # the form's default: the address
+        if found.smtp is not None:
+            initial.update(found.smtp.as_smtp_fields())
+            if found.smtp.username in (email, getattr(incoming, "username", None)):
+                initial["smtp_username"] = ""
+        return initial
 
 
 class MailAccountForm(forms.Form):

@@ -62,17 +62,6 @@ def url_from_token(token: str) -> str:
         raise ImageRefused("bad signature") from exc
 
 
-class _HTTPConnection(http.client.HTTPConnection):
-    def connect(self) -> None:
-        self.sock = net.open_connection(self.host, self.port, self.timeout)
-
-
-class _HTTPSConnection(http.client.HTTPSConnection):
-    def connect(self) -> None:
-        sock = net.open_connection(self.host, self.port, self.timeout)
-        self.sock = net.tls_context().wrap_socket(sock, server_hostname=self.host)
-
-
 def fetch(url: str) -> Image:
     """GET a remote image, following a few redirects, each checked again."""
     limit = getattr(settings, "WEBMAIL_IMAGE_PROXY_MAX_BYTES", 5 * 1024 * 1024)
@@ -80,7 +69,7 @@ def fetch(url: str) -> Image:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ImageRefused("not an http(s) URL")
-        cls = _HTTPSConnection if parts.scheme == "https" else _HTTPConnection
+        cls = net.HTTPSConnection if parts.scheme == "https" else net.HTTPConnection
         conn = cls(parts.hostname, parts.port, timeout=net.timeout_seconds())
         try:
             path = parts.path or "/"

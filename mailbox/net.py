@@ -8,6 +8,7 @@ certificate check, so a DNS answer cannot change between the check and the use.
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import socket
 import ssl
@@ -117,3 +118,18 @@ def translated_errors() -> Iterator[None]:
 
 def timeout_seconds() -> float:
     return float(settings.WEBMAIL_NETWORK_TIMEOUT)
+
+
+class HTTPConnection(http.client.HTTPConnection):
+    """Plain HTTP to an allowed address of the host (resolve-check-connect)."""
+
+    def connect(self) -> None:
+        self.sock = open_connection(self.host, self.port, self.timeout)
+
+
+class HTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to an allowed address, the certificate checked against the name."""
+
+    def connect(self) -> None:
+        sock = open_connection(self.host, self.port, self.timeout)
+        self.sock = tls_context().wrap_socket(sock, server_hostname=self.host)

@@ -266,6 +266,12 @@ WEBMAIL_ALLOW_PRIVATE_HOSTS = env_bool("WEBMAIL_ALLOW_PRIVATE_HOSTS", not PRODUC
 WEBMAIL_NETWORK_TIMEOUT = env_int("WEBMAIL_NETWORK_TIMEOUT", 7)
 # Extra CA certificates (PEM) trusted for mail servers, besides the system's.
 WEBMAIL_EXTRA_CA_FILE = env_str("WEBMAIL_EXTRA_CA_FILE")
+# The setup assistant may look a domain up (its autoconfiguration file over HTTPS,
+# its SRV and MX records) when the built-in provider table does not know it.
+WEBMAIL_AUTOCONFIG_LOOKUPS = env_bool("WEBMAIL_AUTOCONFIG_LOOKUPS", True)
+WEBMAIL_AUTOCONFIG_HTTPS_PORT = env_int("WEBMAIL_AUTOCONFIG_HTTPS_PORT", 443)
+# DNS servers for those lookups ("ip" or "ip:port"); empty: the system's.
+WEBMAIL_DNS_SERVERS = env_list("WEBMAIL_DNS_SERVERS")
 # Storage quota of each user in the server-side store, in MiB (admins change it).
 WEBMAIL_DEFAULT_QUOTA_MB = env_int("WEBMAIL_DEFAULT_QUOTA_MB", 2048)
 

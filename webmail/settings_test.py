@@ -21,3 +21,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": str(DATA_DIR / f"test-db-{os.getpid()}.sqlite3")
     }
+
+# No lookups of real domains from the tests; the assistant's tests turn them on
+# against a local DNS server and a local HTTPS server.
+WEBMAIL_AUTOCONFIG_LOOKUPS = False

@@ -13,9 +13,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.selectors import mail_account_get, mail_account_list
 from accounts.services import mail_account_delete
-from mailbox import setup, tasks
+from mailbox import autoconfig, setup, tasks
 from mailbox.errors import ServerProblem
-from mailbox.forms import MailAccountForm
+from mailbox.forms import MailAccountForm, SetupAssistantForm
 from mailbox.store.models import ImportJob
 
 
@@ -34,7 +34,22 @@ def account_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def account_add(request: HttpRequest) -> HttpResponse:
-    form = MailAccountForm(request.POST or None, user=request.user)
+    """Add an account: the assistant fills the settings in, the user checks them.
+
+    ``GET ?email=…&kind=…`` runs the assistant (see mailbox.autoconfig) and shows
+    the form filled in; every field stays editable.
+    """
+    assistant = SetupAssistantForm(
+        request.GET if "email" in request.GET else None, auto_id="find_%s"
+    )
+    found, initial = None, None
+    if assistant.is_valid():
+        try:
+            found = autoconfig.suggest(assistant.cleaned_data["email"])
+        except ValueError:  # a domain that IDNA refuses: nothing to look up
+            found = None
+        initial = assistant.initial_for(found)
+    form = MailAccountForm(request.POST or None, user=request.user, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             account = setup.account_add(
@@ -58,7 +73,14 @@ def account_add(request: HttpRequest) -> HttpResponse:
                 _("The account “%(label)s” is added.") % {"label": account.label},
             )
             return redirect("mailbox:account_list")
-    return render(request, "mailbox/account_form.html", {"form": form, "account": None})
+    context = {
+        "form": form,
+        "account": None,
+        "assistant": assistant,
+        "found": found,
+        "looked_up": assistant.is_bound and assistant.is_valid(),
+    }
+    return render(request, "mailbox/account_form.html", context)
 
 
 @login_required

@@ -350,3 +350,46 @@ def test_list_shows_only_own_accounts(other_user, imap_account):
     """Another user's account list does not show mine."""
     page = login(other_user).get(reverse("mailbox:account_list")).content.decode()
     assert imap_account.email not in page
+
+
+def test_assistant_fills_the_form_from_the_address(user_client):
+    """The address finds Free's POP3 settings; the form shows them, editable."""
+    url = reverse("mailbox:account_add")
+    response = user_client.get(url, {"email": "jeanne@free.fr", "kind": "pop3"})
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert form["host"].value() == "pop.free.fr"
+    assert form["port"].value() == 995
+    assert form["security"].value() == Security.SSL
+    assert form["username"].value() == "jeanne"
+    assert form["kind"].value() == "pop3"
+    assert form["smtp_host"].value() == "smtp.free.fr"
+    assert "Settings for Free are filled in below" in response.content.decode()
+
+
+def test_assistant_keeps_the_address_as_default_user_name(user_client):
+    """Gmail logs in with the address: the user name stays empty (its default)."""
+    url = reverse("mailbox:account_add")
+    response = user_client.get(url, {"email": "a.b@gmail.com", "kind": "imap"})
+    form = response.context["form"]
+    assert form["host"].value() == "imap.gmail.com"
+    assert form["username"].value() == ""
+    assert form["email"].value() == "a.b@gmail.com"
+    assert "app password" in response.content.decode()
+
+
+def test_assistant_says_when_it_finds_nothing(user_client):
+    """An unknown domain (lookups off in the tests) leaves the fields to the user."""
+    url = reverse("mailbox:account_add")
+    response = user_client.get(url, {"email": "me@unknown.example", "kind": "imap"})
+    assert response.status_code == 200
+    assert response.context["form"]["host"].value() in (None, "")
+    assert "No settings were found" in response.content.decode()
+
+
+def test_assistant_refuses_a_malformed_address(user_client):
+    url = reverse("mailbox:account_add")
+    response = user_client.get(url, {"email": "not an address", "kind": "imap"})
+    assert response.status_code == 200
+    assert response.context["assistant"].errors["email"]
+    assert response.context["found"] is None
