@@ -40,7 +40,7 @@ class Worker:
             PYTHONUNBUFFERED="1",
             **extra_env,
         )
-        self.log = ROOT / "test-output" / "celery-worker.log"
+        self.log = ROOT / "test-output" / f"celery-worker-{os.getpid()}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

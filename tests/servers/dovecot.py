@@ -94,6 +94,19 @@ _MONTHS = [
 _Item = tuple[str, bytes, str, float | None]  # file name, data, flags, mtime
 _SHM_MIN_FREE = 2 * 1024**3  # 100,000 seeded messages with indexes take ~0.5 GB
 
+# What each profile advertises after login (None: Dovecot's own full list).
+# "minimal" keeps what RFC 3501 servers of old had (IDLE, NAMESPACE, UNSELECT and
+# CHILDREN are common on those too): no UIDPLUS, so expunging is plain EXPUNGE.
+# "courier" advertises what Courier-IMAP 5 does: SORT, QUOTA and UIDPLUS, but
+# no MOVE, CONDSTORE, SPECIAL-USE, LIST-STATUS or ENABLE.
+PROFILES: dict[str, str | None] = {
+    "full": None,
+    "minimal": "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE "
+    "NAMESPACE UNSELECT CHILDREN",
+    "courier": "IMAP4rev1 UIDPLUS CHILDREN NAMESPACE THREAD=ORDEREDSUBJECT "
+    "THREAD=REFERENCES SORT QUOTA IDLE",
+}
+
 
 class DovecotMissing(RuntimeError):
     """The dovecot binary is not installed."""
@@ -295,6 +308,16 @@ class Dovecot:
     default, removed by ``close()`` / the context manager unless ``keep``).
     ``separator`` is the IMAP hierarchy separator of the INBOX namespace; the
     Maildir++ layout on disk always uses ``.``.
+
+    ``profile`` picks what the server looks like to a client, with Dovecot's own
+    settings (see PROFILES): ``"full"`` (every capability Dovecot 2.3 has, special-use
+    attributes on Drafts/Sent/Trash/Junk/Archive), ``"minimal"`` (an
+    ``imap_capability`` of IMAP4rev1 basics only: no CONDSTORE, QRESYNC, MOVE,
+    SPECIAL-USE, SORT, QUOTA, LIST-STATUS, LIST-EXTENDED, UIDPLUS, ESEARCH; no
+    special-use attributes) or ``"courier"`` (Courier-IMAP's namespace: every folder
+    below ``INBOX.`` with ``.`` as separator, no special-use attributes). Dovecot
+    still accepts the commands it no longer advertises: a client must choose from
+    the advertised list.
     """
 
     host = "127.0.0.1"
@@ -305,9 +328,16 @@ class Dovecot:
         *,
         separator: str = "/",
         keep: bool = False,
+        profile: str = "full",
     ) -> None:
         if separator not in ("/", "."):
             raise ValueError("separator must be '/' or '.'")
+        if profile not in PROFILES:
+            raise ValueError(f"profile must be one of {', '.join(PROFILES)}")
+        if profile == "courier":
+            separator = "."
+        self.profile = profile
+        self.prefix = "INBOX." if profile == "courier" else ""
         self.binary = find_dovecot()
         self._own_root = root is None
         if root is None:
@@ -496,10 +526,16 @@ class Dovecot:
 
     def _config(self) -> str:
         root = self.root
+        attributes = self.profile == "full"
         mailboxes = "\n".join(
-            f"  mailbox {name} {{\n    auto = subscribe\n    special_use = {use}\n  }}"
+            f"  mailbox {name} {{\n    auto = subscribe\n"
+            + (f"    special_use = {use}\n" if attributes else "")
+            + "  }"
             for name, use in SPECIAL_USE.items()
         )
+        capability = PROFILES[self.profile]
+        imap_capability = f"  imap_capability = {capability}\n" if capability else ""
+        prefix = f"  prefix = {self.prefix}\n" if self.prefix else ""
         if os.geteuid() == 0:
             unprivileged = ""
         else:
@@ -570,7 +606,7 @@ mail_plugins = $mail_plugins quota
 namespace inbox {{
   inbox = yes
   separator = {self.separator}
-{mailboxes}
+{prefix}{mailboxes}
 }}
 plugin {{
   quota = count:User quota
@@ -579,7 +615,7 @@ plugin {{
 
 protocol imap {{
   mail_plugins = $mail_plugins imap_quota
-}}
+{imap_capability}}}
 
 service imap-login {{
   inet_listener imap {{
@@ -648,6 +684,11 @@ service anvil {{
         )
         return user
 
+    def folder_name(self, *parts: str) -> str:
+        """The IMAP name of a folder given its levels: ``folder_name("A", "B")`` is
+        ``A/B`` on the full profile and ``INBOX.A.B`` on the courier one."""
+        return self.prefix + self.separator.join(parts)
+
     def maildir(self, username: str) -> Path:
         """The user's Maildir (the INBOX; folders are ``.Name`` below it)."""
         return self.home_root / username / "Maildir"
@@ -671,11 +712,16 @@ service anvil {{
         """The Maildir++ directory of ``folder``, named as IMAP shows it.
 
         ``"INBOX"`` is the Maildir itself; ``"Archive/2024"`` is
-        ``.Archive.2024`` below it (names in modified UTF-7, as Dovecot does).
+        ``.Archive.2024`` below it (names in modified UTF-7, as Dovecot does); on
+        the courier profile ``"INBOX.Archive.2024"`` is.
         """
         base = self.maildir(username)
         if folder.upper() == "INBOX":
             return base
+        if self.prefix:
+            if not folder.startswith(self.prefix):
+                raise ValueError(f"folder name {folder!r} is not below {self.prefix}")
+            folder = folder[len(self.prefix) :]
         parts = folder.split(self.separator)
         for part in parts:
             if not part or (self.separator != "." and "." in part) or "/" in part:

@@ -1,9 +1,15 @@
-"""A Redis for tests: the local one if it answers, else a private redis-server."""
+"""A Redis for tests: a private redis-server per test run.
+
+Private, so that two test runs on one machine (or a leftover worker of an
+earlier one) never take each other's Celery tasks, locks or connection slots.
+``WEBMAIL_TEST_REDIS_URL`` points the tests at another Redis instead.
+"""
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -15,7 +21,6 @@ from pathlib import Path
 from . import die_with_parent
 from .ports import HOST, free_port
 
-DEFAULT_PORT = 6379
 TEST_DB = 15  # never db 0: a developer's local Redis may hold real data there
 APT_PACKAGE = "redis-server"
 
@@ -99,18 +104,18 @@ def _start() -> int:
 
 
 def redis_url() -> str:
-    """``redis://127.0.0.1:PORT/15`` of a Redis that answers PING.
+    """``redis://127.0.0.1:PORT/15`` of a private Redis that answers PING.
 
-    The Redis on 127.0.0.1:6379 when there is one, else a private
-    ``redis-server`` on a free port (no persistence, stopped at exit). Always
-    database 15, so a developer's data in database 0 is never touched.
+    A ``redis-server`` of this test run on a free port (no persistence, stopped
+    at exit), or ``WEBMAIL_TEST_REDIS_URL``. Database 15, so that even a shared
+    Redis given that way keeps a developer's data in database 0 untouched.
     """
     global _url
     with _lock:
         if _url is not None and (_proc is None or _proc.poll() is None):
             return _url
-        port = DEFAULT_PORT if _ping(DEFAULT_PORT) else _start()
-        _url = f"redis://{HOST}:{port}/{TEST_DB}"
+        given = os.environ.get("WEBMAIL_TEST_REDIS_URL")
+        _url = given or f"redis://{HOST}:{_start()}/{TEST_DB}"
         return _url
 
 
