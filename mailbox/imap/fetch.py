@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING, Any
 from imapclient.response_types import BodyData
 
 from mailbox import mime
-from mailbox.imap.listing import SEEN, open_checked
+from mailbox.imap.listing import (
+    SEEN,
+    expunged_meanwhile,
+    forget_expunge_notice,
+    open_checked,
+)
 from mailbox.mime import AttachmentInfo, decode_header_value, parse_message
 from mailbox.sources import Download, FullMessage, MessageGone
 
@@ -44,14 +49,17 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 def _fetch_one(client: IMAPClient, uid: int, items: list[str]) -> dict[bytes, Any]:
+    """One message's ``items``; MessageGone when it is not there, including when
+    another session expunged it and the server answered with empty data."""
     normalise = client.normalise_times
     client.normalise_times = False
+    forget_expunge_notice(client)
     try:
         response = client.fetch([uid], items)
     finally:
         client.normalise_times = normalise
     data = response.get(uid)
-    if not data:
+    if not data or uid in expunged_meanwhile(client, {uid: data}):
         raise MessageGone(uid)
     return data
 

@@ -3,10 +3,16 @@
 Every function SELECTs the folder read-write and checks its UIDVALIDITY against the
 one the caller saw (FolderChanged otherwise), so a stale list never touches other
 messages. UIDs the folder no longer has are ignored by the server.
+
+``move`` and ``delete`` return how many *other* messages the server removed with
+the ones asked for: without UIDPLUS the only way to remove messages is a plain
+EXPUNGE, which also removes every message someone else marked ``\\Deleted`` in
+that folder (another mail client, say). The caller tells the user.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -16,6 +22,8 @@ if TYPE_CHECKING:
     from imapclient import IMAPClient
 
 __all__ = ["delete", "move", "set_flags"]
+
+logger = logging.getLogger(__name__)
 
 DELETED = b"\\Deleted"
 
@@ -49,25 +57,30 @@ def set_flags(
         client.remove_flags(wanted, remove, silent=True)
 
 
-def _expunge(client: IMAPClient, uids: list[int]) -> None:
-    """Remove ``uids`` (already \\Deleted) for good.
+def _expunge(client: IMAPClient, uids: list[int]) -> int:
+    """Remove ``uids`` (already \\Deleted) for good; return how many others went.
 
-    With UIDPLUS only these UIDs are expunged (``UID EXPUNGE``); without it a
-    plain EXPUNGE also removes any other message someone marked \\Deleted.
+    With UIDPLUS only these UIDs are expunged (``UID EXPUNGE``, RFC 4315); without
+    it a plain EXPUNGE also removes any other message marked \\Deleted, counted
+    by a ``UID SEARCH DELETED`` just before.
     """
     if client.has_capability("UIDPLUS"):
         client.uid_expunge(uids)
-    else:
-        client.expunge()
+        return 0
+    others = set(client.search(["DELETED"])) - set(uids)
+    client.expunge()
+    if others:
+        logger.info("imap: plain EXPUNGE also removed %s message(s)", len(others))
+    return len(others)
 
 
-def _move_selected(client: IMAPClient, uids: list[int], to_folder: str) -> None:
+def _move_selected(client: IMAPClient, uids: list[int], to_folder: str) -> int:
     if client.has_capability("MOVE"):
         client.move(uids, to_folder)
-        return
+        return 0
     client.copy(uids, to_folder)
     client.add_flags(uids, [DELETED], silent=True)
-    _expunge(client, uids)
+    return _expunge(client, uids)
 
 
 def move(
@@ -77,8 +90,9 @@ def move(
     *,
     validity: int,
     to_folder: str,
-) -> None:
-    """Move ``uids`` from ``folder`` to ``to_folder``.
+) -> int:
+    """Move ``uids`` from ``folder`` to ``to_folder``; return the number of other
+    messages expunged with them (see the module's docstring).
 
     ``UID MOVE`` (RFC 6851) when the server has MOVE, else ``UID COPY``, then
     ``\\Deleted`` and ``UID EXPUNGE`` (UIDPLUS) or ``EXPUNGE``. Moving to the same
@@ -87,9 +101,9 @@ def move(
     """
     wanted = _uids(uids)
     if not wanted or to_folder == folder:
-        return
+        return 0
     open_checked(client, folder, validity)
-    _move_selected(client, wanted, to_folder)
+    return _move_selected(client, wanted, to_folder)
 
 
 def delete(
@@ -99,16 +113,15 @@ def delete(
     *,
     validity: int,
     trash: str | None,
-) -> None:
+) -> int:
     """Move ``uids`` to ``trash``; in the trash itself, or with no trash, delete
     them for good (``\\Deleted`` then ``UID EXPUNGE``, or EXPUNGE without
-    UIDPLUS)."""
+    UIDPLUS). Return the number of other messages expunged with them."""
     wanted = _uids(uids)
     if not wanted:
-        return
+        return 0
     open_checked(client, folder, validity)
     if trash and trash != folder:
-        _move_selected(client, wanted, trash)
-        return
+        return _move_selected(client, wanted, trash)
     client.add_flags(wanted, [DELETED], silent=True)
-    _expunge(client, wanted)
+    return _expunge(client, wanted)

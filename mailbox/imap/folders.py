@@ -280,6 +280,8 @@ def _extended_list(
         listing = imap.untagged_responses.get("LIST", [])
         statuses = imap.untagged_responses.get("STATUS", [])
         return _parse_list(listing), _parse_status(statuses) if status else {}
+    except imaplib.IMAP4.abort:
+        raise  # a dead connection: the pool logs in again
     except imaplib.IMAP4.error as exc:
         raise IMAPClientError(str(exc)) from exc
     finally:
@@ -301,6 +303,8 @@ def _plain_list(client: IMAPClient) -> list[_Listed]:
 def _status(client: IMAPClient, name: str) -> tuple[int | None, int | None]:
     try:
         status = client.folder_status(name, ["MESSAGES", "UNSEEN"])
+    except imaplib.IMAP4.abort:
+        raise  # a dead connection is not a folder without counts
     except IMAPClientError:  # gone meanwhile, or no rights
         return None, None
     return _counts([item for pair in status.items() for item in pair])
@@ -432,6 +436,39 @@ def _root_delimiter(client: IMAPClient) -> str | None:
     return None
 
 
+def personal_namespace(client: IMAPClient) -> tuple[str, str | None]:
+    """The prefix and delimiter of the user's own folders, asked once per login.
+
+    From NAMESPACE (RFC 2342) when the server has it: Courier-IMAP answers
+    ``(("INBOX." "."))``, so new top-level folders are ``INBOX.Name`` there.
+    Without NAMESPACE: no prefix, and the delimiter of ``LIST "" ""``.
+    """
+    known = getattr(client, "_webmail_namespace", None)
+    if known is not None:
+        return known
+    prefix, delimiter = "", None
+    found = False
+    if client.has_capability("NAMESPACE"):
+        try:
+            personal = client.namespace().personal
+        except imaplib.IMAP4.abort:
+            raise
+        except IMAPClientError:
+            personal = None
+        if personal:
+            raw_prefix, raw_delimiter = personal[0]
+            prefix = _decode_name(raw_prefix) if raw_prefix else ""
+            delimiter = _decode_delimiter(raw_delimiter)
+            found = True
+    if not found or delimiter is None:
+        delimiter = _root_delimiter(client)
+    if delimiter is None or (prefix and not prefix.endswith(delimiter)):
+        prefix = ""  # nothing usable: folders go to the top
+    known = (prefix, delimiter)
+    client._webmail_namespace = known  # type: ignore[attr-defined] (per login)
+    return known
+
+
 def _find(client: IMAPClient, name: str) -> Folder:
     for folder in list_folders(client, with_counts=False):
         if folder.name == name:
@@ -488,13 +525,13 @@ def _unprotected(folder: Folder, *, deleting: bool) -> None:
 def create_folder(client: IMAPClient, name: str, parent: str | None = None) -> str:
     """Create folder ``name`` at the top or below ``parent``; return its full name.
 
-    ``name`` is one level (it may not contain the server's delimiter).
-    Raises FolderError (a ValueError) for a bad name, a missing parent or the
-    server's refusal (the folder exists, say).
+    ``name`` is one level (it may not contain the server's delimiter). The top
+    is the personal namespace: ``INBOX.name`` on a server whose namespace prefix
+    is ``INBOX.`` (Courier-IMAP). Raises FolderError (a ValueError) for a bad
+    name, a missing parent or the server's refusal (the folder exists, say).
     """
     if parent is None:
-        delimiter = _root_delimiter(client)
-        prefix = ""
+        prefix, delimiter = personal_namespace(client)
     else:
         delimiter = _find(client, parent).delimiter
         if delimiter is None:
@@ -506,6 +543,8 @@ def create_folder(client: IMAPClient, name: str, parent: str | None = None) -> s
     _check_full(full)
     try:
         client.create_folder(full)
+    except imaplib.IMAP4.abort:
+        raise  # a dead connection, not a refusal
     except IMAPClientError as exc:
         raise _refused(exc) from exc
     return full
@@ -530,6 +569,8 @@ def rename_folder(client: IMAPClient, old: str, new_leaf: str) -> str:
     _check_full(new)
     try:
         client.rename_folder(old, new)
+    except imaplib.IMAP4.abort:
+        raise  # a dead connection, not a refusal
     except IMAPClientError as exc:
         raise _refused(exc) from exc
     return new
@@ -545,5 +586,7 @@ def delete_folder(client: IMAPClient, name: str) -> None:
     _unprotected(folder, deleting=True)
     try:
         client.delete_folder(name)
+    except imaplib.IMAP4.abort:
+        raise  # a dead connection, not a refusal
     except IMAPClientError as exc:
         raise _refused(exc) from exc

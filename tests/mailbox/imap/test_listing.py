@@ -462,8 +462,9 @@ def _hide(client, *names: bytes) -> None:
     client._cached_capabilities = tuple(c for c in capabilities if c not in names)
 
 
-def test_without_sort_the_order_is_arrival(dovecot, mail_user, client):
-    """Without SORT: UID SEARCH in UID (arrival) order, for every sort key."""
+def test_without_sort_the_order_is_computed_here(dovecot, mail_user, client):
+    """Without SORT: UID SEARCH, then the sort key fetched and sorted here; no
+    SORT command is sent."""
     _deliver_three(dovecot, mail_user.username)
     _hide(client, b"SORT")
     wire = Wire(client)
@@ -476,9 +477,80 @@ def test_without_sort_the_order_is_arrival(dovecot, mail_user, client):
         wire.stop()
     assert not any(" SORT " in line for line in wire.commands())
     assert _subjects(by_date) == ["Charlie", "alpha", "Bravo"]
-    assert _subjects(by_subject) == ["Charlie", "alpha", "Bravo"]
+    assert _subjects(by_subject) == ["Charlie", "Bravo", "alpha"]
+    assert not by_subject.sort_fallback
     assert _subjects(found) == ["Charlie"]
     assert found_utf8.total == 0
+
+
+@pytest.mark.parametrize(
+    ("sort", "fallback"),
+    [(SortKey.DATE, False), (SortKey.SUBJECT, True), (SortKey.SIZE, True)],
+)
+def test_without_sort_big_results_stay_in_uid_order(
+    monkeypatch, dovecot, mail_user, client, sort, fallback
+):
+    """Without SORT, more matches than the limit are not fetched to be sorted:
+    UID (arrival) order, with the fallback note unless the order asked for is
+    arrival anyway."""
+    from mailbox.imap import listing
+
+    monkeypatch.setattr(listing, "HEADER_SORT_LIMIT", 2)
+    _deliver_three(dovecot, mail_user.username)
+    _hide(client, b"SORT")
+    wire = Wire(client)
+    try:
+        page = list_page(client, "INBOX", ListQuery(sort=sort, reverse=False))
+    finally:
+        wire.stop()
+    assert _subjects(page) == ["Bravo", "alpha", "Charlie"]
+    assert page.sort_fallback is fallback
+    fetches = [line for line in wire.commands() if " FETCH " in line.upper()]
+    assert len(fetches) == 1  # the page only
+
+
+def test_without_sort_keys_are_fetched_in_batches(
+    monkeypatch, dovecot, mail_user, client
+):
+    """The sort keys are fetched for a batch of UID ranges at a time, and the
+    whole folder comes out in order."""
+    from mailbox.imap import listing
+
+    monkeypatch.setattr(listing, "LOCAL_SORT_BATCH", 1)
+    _deliver_three(dovecot, mail_user.username)
+    client.select_folder("INBOX")
+    client.add_flags([2], [b"\\Deleted"])
+    client.expunge()  # UIDs 1 and 3: two ranges
+    _hide(client, b"SORT")
+    wire = Wire(client)
+    try:
+        page = list_page(client, "INBOX", ListQuery(sort=SortKey.SIZE))
+    finally:
+        wire.stop()
+    assert _subjects(page) == ["Bravo", "Charlie"]
+    sizes = [line for line in wire.commands() if "(RFC822.SIZE)" in line.upper()]
+    assert len(sizes) == 2
+
+
+@pytest.mark.parametrize(
+    ("subject", "base"),
+    [
+        ("Hello", "Hello"),
+        ("Re: Hello", "Hello"),
+        ("RE: Fwd: re:hello", "hello"),
+        ("Fw: [list] Re: Hello (fwd)", "Hello"),
+        ("[list] Hello", "Hello"),
+        ("[only a blob]", "[only a blob]"),
+        ("  Spaced   out  ", "Spaced out"),
+        ("Regarding", "Regarding"),
+    ],
+)
+def test_base_subject(subject, base):
+    """The base subject drops reply and forward markers, list tags and extra
+    spaces (RFC 5256 §2.1), as SORT SUBJECT on the server does."""
+    from mailbox.imap.listing import base_subject
+
+    assert base_subject(subject) == base
 
 
 def test_without_condstore_flag_filters_are_not_cached(dovecot, mail_user, client):
@@ -501,3 +573,85 @@ def test_without_condstore_flag_filters_are_not_cached(dovecot, mail_user, clien
         )
         == 0
     )
+
+
+_VARIED = [
+    ("Re: Zebra", "Zed <zed@example.org>", 5),
+    ("zebra", '"Smith, Ann" <ann@example.org>', 1),
+    ("Fwd: [team] apple", "bob@example.org", 3),
+    ("=?utf-8?q?=C3=A9clair?=", "=?utf-8?q?=C3=89mile?= <emile@example.org>", 4),
+    ("", "Carl <CARL@example.org>", 2),
+    ("[team] Banana (fwd)", "dora@example.org (Dora)", 0),
+    ("RE: re: mango", "Eve <eve@example.org>, Fay <fay@example.org>", 6),
+]
+
+
+@pytest.mark.parametrize("sort", list(SortKey))
+@pytest.mark.parametrize("reverse", [False, True])
+def test_local_sort_matches_the_servers_sort(dovecot, mail_user, client, sort, reverse):
+    """For varied subjects (reply and forward markers, list tags, encoded words,
+    none) and senders, the order computed here is the order Dovecot's SORT
+    gives."""
+    for subject, sender, days in _VARIED:
+        msg = f"Subject: {subject}\nFrom: {sender}\nTo: x@example.net\n\n"
+        dovecot.deliver(
+            mail_user.username,
+            (msg + "x" * (100 * days) + "\n").encode(),
+            internaldate=BASE + dt.timedelta(days=days),
+        )
+    query = ListQuery(sort=sort, reverse=reverse)
+    on_server = list_page(client, "INBOX", query)
+    _hide(client, b"SORT")
+    here = list_page(client, "INBOX", query)
+    assert [m.uid for m in here.messages] == [m.uid for m in on_server.messages]
+
+
+@pytest.mark.parametrize(
+    ("uids", "ranges"),
+    [
+        ([], []),
+        ([7], ["7"]),
+        ([1, 2, 3], ["1:3"]),
+        ([1, 2, 4, 6, 7, 8, 10], ["1:2", "4", "6:8", "10"]),
+    ],
+)
+def test_uid_ranges(uids, ranges):
+    """Ascending UIDs become the shortest list of IMAP ranges."""
+    from mailbox.imap.listing import _uid_ranges
+
+    assert _uid_ranges(uids) == ranges
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b"01-Mar-2025 09:00:00 +0000", dt.datetime(2025, 3, 1, 9, tzinfo=dt.UTC)),
+        (b" 1-Mar-2025 10:00:00 +0100", dt.datetime(2025, 3, 1, 9, tzinfo=dt.UTC)),
+        (b"28-Feb-2025 23:30:00 -0930", dt.datetime(2025, 3, 1, 9, tzinfo=dt.UTC)),
+        (b"not a date", None),
+    ],
+)
+def test_internaldate_is_read_as_utc(text, expected):
+    """INTERNALDATEs compare in UTC, whatever their zone; garbage sorts first."""
+    from mailbox.imap.listing import _internaldate
+
+    stamp = _internaldate(text.strip())
+    assert stamp == (expected.timestamp() if expected else 0)
+
+
+@pytest.mark.parametrize(
+    ("header", "key"),
+    [
+        (b"From: Ann <ann@example.org>\r\n\r\n", "ANN"),
+        (b'From: "Smith, Bob" <Bob.S@example.org>\r\n\r\n', "BOB.S"),
+        (b"From: carl@example.org (Carl)\r\n\r\n", "CARL"),
+        (b"From: Dora\r\n <dora@example.org>\r\n\r\n", "DORA"),
+        (b"From: undisclosed-recipients:;\r\n\r\n", ""),
+        (b"\r\n", ""),
+    ],
+)
+def test_sender_sort_key_is_the_first_mailbox(header, key):
+    """SORT FROM compares the mailbox of the first From address."""
+    from mailbox.imap.listing import _header_key
+
+    assert _header_key(SortKey.FROM, header) == key
