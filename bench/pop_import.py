@@ -2,9 +2,10 @@
 
     python bench/pop_import.py [--count N] [--size BYTES] [--profile N]
 
-Starts a private Dovecot, Redis (the local one if it answers) and a Celery
-worker on a temporary SQLite file database, seeds one POP3 mailbox with
-``--count`` messages of about ``--size`` bytes, then measures in one run:
+Starts a private Dovecot, Redis (the local one if it answers, database 13:
+not the tests' 15, whose workers would take the task) and a Celery worker on
+a temporary SQLite file database, seeds one POP3 mailbox with ``--count``
+messages of about ``--size`` bytes, then measures in one run:
 
 - raw: ``poplib.POP3`` on an already-open, logged-in connection doing UIDL and
   RETR of every message, keeping nothing (messages/s);
@@ -35,6 +36,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+BENCH_REDIS_DB = 13
 sys.path.insert(0, str(ROOT))
 
 
@@ -111,7 +113,14 @@ def main() -> None:  # noqa: PLR0915
 def run_bench(args: argparse.Namespace, workdir: Path) -> None:  # noqa: PLR0915
     from tests.servers.redis import redis_url
 
-    broker = redis_url()
+    # Its own Redis database: test runs on the same machine start workers on
+    # database 15, and any of them would take this run's task (and fail it).
+    broker = redis_url().rsplit("/", 1)[0] + f"/{BENCH_REDIS_DB}"
+    # A task left queued by an interrupted run would name this run's job 1
+    # (the ids restart with each database): start from an empty queue.
+    import redis
+
+    redis.Redis.from_url(broker).flushdb()
     # Shared by this process and the worker (which inherits the environment):
     # database file, data dir (secrets, blobs under test-media, locks), Redis.
     os.environ["DJANGO_SETTINGS_MODULE"] = "webmail.settings_test"

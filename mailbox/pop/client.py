@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import hashlib
 import os
 import poplib
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from accounts.models import Security
+from accounts.models import OAuthToken, Security
 from accounts.servers import ServerSettings
 from mailbox import net
 from mailbox.errors import Problem, ServerProblem
@@ -51,14 +52,23 @@ def connect(server: ServerSettings, password: str, *, timeout: float) -> poplib.
                 except poplib.error_proto as exc:
                     raise ServerProblem(Problem.TLS, "STLS is not offered") from exc
             try:
-                client.user(server.username)
-                client.pass_(password)
+                if isinstance(password, OAuthToken):
+                    _auth_xoauth2(client, server.username, password)
+                else:
+                    client.user(server.username)
+                    client.pass_(password)
             except poplib.error_proto as exc:
                 raise ServerProblem(Problem.AUTH) from exc
         except BaseException:
             _close(client)
             raise
     return client
+
+
+def _auth_xoauth2(client: poplib.POP3, username: str, token: str) -> None:
+    """SASL XOAUTH2 (Google's and Microsoft's POP3), the initial response inline."""
+    initial = f"user={username}\x01auth=Bearer {token}\x01\x01".encode()
+    client._shortcmd("AUTH XOAUTH2 " + base64.b64encode(initial).decode("ascii"))
 
 
 def probe(server: ServerSettings, password: str, *, timeout: float) -> None:
@@ -91,6 +101,8 @@ def _close(client: poplib.POP3) -> None:
 _CHUNK = 64 * 1024
 _HEADER_LIMIT = 1024 * 1024  # TOP n 0 is a header; a longer one is cut for hashing
 HEADER_HASH_PREFIX = "hdr:"
+# RETRs in flight on a server with PIPELINING (see pipeline_depth).
+PIPELINE_DEPTH = 32
 
 
 class _Lost(ConnectionResetError):
@@ -102,8 +114,14 @@ class _Lost(ConnectionResetError):
 
 def _command(client: poplib.POP3, line: str) -> bytes:
     """Send one command and return its +OK line; a -ERR raises error_proto."""
+    client._putcmd(line)
+    return _response(client)
+
+
+def _response(client: poplib.POP3) -> bytes:
+    """The status line of the oldest unanswered command; -ERR raises error_proto."""
     try:
-        return client._shortcmd(line)
+        return client._getresp()
     except poplib.error_proto as exc:
         # poplib reports a closed connection as error_proto("-ERR EOF") (a str),
         # while a server's own -ERR arrives as bytes.
@@ -225,6 +243,35 @@ def top_headers(client: poplib.POP3, number: int) -> bytes:
     return bytes(kept)
 
 
+def pipeline_depth(client: poplib.POP3) -> int:
+    """How many RETRs the importer may send before reading their answers.
+
+    ``PIPELINE_DEPTH`` when the server lists PIPELINING in its CAPA answer
+    (RFC 2449 section 6.6: the client may send several commands at once and
+    the server answers them in order), else 1: one command, one answer.
+    """
+    with net.translated_errors():
+        try:
+            capabilities = client.capa()
+        except poplib.error_proto as exc:
+            if exc.args and exc.args[0] == "-ERR EOF":
+                raise _Lost("connection closed") from exc
+            return 1
+    return PIPELINE_DEPTH if "PIPELINING" in capabilities else 1
+
+
+def send_retrieve(client: poplib.POP3, numbers: Sequence[int]) -> None:
+    """Send ``RETR n`` for each of ``numbers`` at once, without reading answers.
+
+    For pipelining (see ``pipeline_depth``): one write for all the commands;
+    their answers are then read in order, each with ``retrieve_to_file(...,
+    sent=True)``, and a session given up half way through is closed with
+    ``abandon``.
+    """
+    with net.translated_errors():
+        client.sock.sendall(b"".join(b"RETR %d\r\n" % number for number in numbers))
+
+
 def retrieve_to_file(
     client: poplib.POP3,
     number: int,
@@ -233,6 +280,7 @@ def retrieve_to_file(
     fsync: bool = True,
     head: bytearray | None = None,
     head_limit: int = 0,
+    sent: bool = False,
 ) -> int:
     """RETR one message into ``path`` (created or truncated); return its size.
 
@@ -241,52 +289,96 @@ def retrieve_to_file(
     ``fsync`` (the default) the file is flushed to disk before this returns,
     so a stored blob survives a power cut; a caller that passes
     ``fsync=False`` must make the file durable itself before anything refers
-    to it (the importer syncs a whole batch at once). ``head``, if given,
-    receives the first ``head_limit`` bytes as written.
-
-    The same as ``_crlf_pieces`` line by line, inlined and with the writes
-    gathered into blocks: this loop runs for every line of every message.
+    to it (the importer does, see ``blobs.DurableBatch``). ``head``, if given,
+    receives the first ``head_limit`` bytes as written. With ``sent`` the
+    command went out earlier (``send_retrieve``) and only its answer is read.
     """
-    written = 0
     with net.translated_errors(), open(path, "wb") as out:
-        _command(client, f"RETR {number}")
-        readline = client.file.readline
-        block: list[bytes] = []
-        gathered = 0
-        at_line_start = True
-        held_cr = False
-        while True:
-            piece = readline(_CHUNK)
-            if not piece:
-                raise _Lost("connection closed in the middle of an answer")
-            if at_line_start and piece[:1] == b".":
-                if piece == b".\r\n" or piece == b".\n":
-                    break
-                piece = piece[1:]
-            at_line_start = piece[-1:] == b"\n"
-            if held_cr:
-                piece = b"\r" + piece
-                held_cr = False
-            if at_line_start:
-                if piece[-2:-1] != b"\r":
-                    piece = piece[:-1] + b"\r\n"
-            elif piece[-1:] == b"\r":
-                # The LF may come as the next piece: keep the CR back.
-                held_cr = True
-                piece = piece[:-1]
-            block.append(piece)
-            gathered += len(piece)
-            if gathered >= _CHUNK:
-                written += _write_block(out, block, head, head_limit, written)
-                block.clear()
-                gathered = 0
-        if held_cr:
-            block.append(b"\r")
-        written += _write_block(out, block, head, head_limit, written)
+        if sent:
+            _response(client)
+        else:
+            _command(client, f"RETR {number}")
+        written = _copy_answer(client.file, out, head, head_limit)
         if fsync:
             out.flush()
             os.fsync(out.fileno())
     return written
+
+
+def _copy_answer(
+    file: BinaryIO, out: BinaryIO, head: bytearray | None, head_limit: int
+) -> int:
+    """Copy the rest of a multi-line answer to ``out``; return the bytes written.
+
+    Two ways through, the same bytes out. Fast: at a line start, the whole
+    lines the reader already holds (up to its buffer, 8 KiB) are checked for
+    bare LFs; when every line ends in CRLF they are written in one go, the
+    dot-stuffing undone by one ``replace`` (every "CRLF ." becomes "CRLF") and
+    the end found as "CRLF . CRLF", reading nothing past it (a pipelined next
+    answer stays in the reader). Slow, for a line longer than the buffer and
+    for an answer with a bare LF (from then on): one line, or 64 KiB of it, at
+    a time, with the writes gathered into blocks.
+    """
+    peek = getattr(file, "peek", None)  # a BufferedReader has it
+    read = file.read
+    readline = file.readline
+    fast = peek is not None
+    written = 0
+    block: list[bytes] = []
+    gathered = 0
+    at_line_start = True
+    held_cr = False
+    while True:
+        if fast and at_line_start and not held_cr:
+            data = peek(_CHUNK)
+            end = data.rfind(b"\n") + 1
+            if end:
+                lines = data[:end] if end < len(data) else data
+                if lines.count(b"\n") == lines.count(b"\r\n"):
+                    text = b"\r\n" + lines
+                    stop = text.find(b"\r\n.\r\n")
+                    if stop >= 0:
+                        text = text[: stop + 2]
+                        read(stop + 3)
+                    else:
+                        read(end)
+                    if block:
+                        written += _write_block(out, block, head, head_limit, written)
+                        block.clear()
+                        gathered = 0
+                    text = text.replace(b"\r\n.", b"\r\n")[2:]
+                    written += _write_block(out, [text], head, head_limit, written)
+                    if stop >= 0:
+                        return written
+                    continue
+                fast = False  # a bare LF: line by line from here on
+        piece = readline(_CHUNK)
+        if not piece:
+            raise _Lost("connection closed in the middle of an answer")
+        if at_line_start and piece[:1] == b".":
+            if piece == b".\r\n" or piece == b".\n":
+                break
+            piece = piece[1:]
+        at_line_start = piece[-1:] == b"\n"
+        if held_cr:
+            piece = b"\r" + piece
+            held_cr = False
+        if at_line_start:
+            if piece[-2:-1] != b"\r":
+                piece = piece[:-1] + b"\r\n"
+        elif piece[-1:] == b"\r":
+            # The LF may come as the next piece: keep the CR back.
+            held_cr = True
+            piece = piece[:-1]
+        block.append(piece)
+        gathered += len(piece)
+        if gathered >= _CHUNK:
+            written += _write_block(out, block, head, head_limit, written)
+            block.clear()
+            gathered = 0
+    if held_cr:
+        block.append(b"\r")
+    return written + _write_block(out, block, head, head_limit, written)
 
 
 def _write_block(
@@ -296,7 +388,7 @@ def _write_block(
     head_limit: int,
     written: int,
 ) -> int:
-    data = b"".join(block)
+    data = block[0] if len(block) == 1 else b"".join(block)
     out.write(data)
     if head is not None and written < head_limit:
         head += data[: head_limit - written]

@@ -9,13 +9,14 @@ One run, under the account's lock (``lock.account_lock``):
 3. In batches (up to 100 messages, 20 MB of LIST sizes or 2 s of downloading;
    see "the store: in batches" below): reserve their LIST sizes in the user's
    quota (no room for the next one: stop, job OVER_QUOTA, the rest stays on
-   the server); RETR each streamed into a temporary file; store them as
-   blobs, flushed to disk together; then in ONE transaction their message
-   rows and ledger rows (the reservations are now usage) and the job's
-   progress. A failure before the commit gives the reservations back and
-   deletes the blobs. With an IMAP target account each file is APPENDed there
-   instead, one at a time (no local quota), and its ledger row records the
-   APPENDUID.
+   the server); RETR each (pipelined when the server offers PIPELINING)
+   streamed straight into its blob file; make the batch's blobs durable
+   together; then in ONE transaction their message rows and ledger rows (the
+   reservations are now usage) and the job's progress. A failure before the
+   commit gives the reservations back and deletes the blobs. With an IMAP
+   target account each message is streamed into a temporary file and
+   APPENDed there instead, one at a time (no local quota), and its ledger row
+   records the APPENDUID.
 4. Only after that commit, if the account keeps no copy on the server, DELE.
    Messages already in the ledger that are still on the server are DELEd too
    when no copy is kept, or when ``remove_after_days`` is set and they were
@@ -56,7 +57,7 @@ from imapclient.exceptions import IMAPClientError
 
 from accounts.models import AccountStatus, MailAccount, UserQuota
 from accounts.servers import ServerSettings
-from mailbox import net, quota
+from mailbox import net, oauth, quota
 from mailbox.errors import Problem, ServerProblem
 from mailbox.pop import client as pop
 from mailbox.pop.lock import ImportBusy, account_lock
@@ -67,6 +68,7 @@ from mailbox.store.services import (
     MessageColumns,
     describe,
     import_folder_for,
+    ledger_add,
     message_add,
     messages_add,
 )
@@ -75,7 +77,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["ImportBusy", "run"]
 
-_APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.IGNORECASE)
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(<[^>\r\n]*>)", re.IGNORECASE | re.M)
 _HEAD_SCAN = 256 * 1024
 
@@ -108,6 +109,7 @@ class _Run:
     deleted: list[str] = field(default_factory=list)  # uidls DELEd this session
     folder: LocalFolder | None = None
     check_target: bool = False  # the previous run died: look before APPEND
+    depth: int = 1  # RETRs in flight (pop.pipeline_depth)
 
     def save_progress(self) -> None:
         ImportJob.objects.filter(pk=self.job.pk).update(**self.counts)
@@ -154,12 +156,19 @@ def _run_locked(account_id: int, job_id: int | None, trigger: str) -> ImportJob:
     if not account.is_active or not account.is_pop:
         return _finish(state, ImportJob.Status.DONE)
     try:
-        client = pop.connect(
-            ServerSettings.incoming_of(account),
-            account.get_password(),
-            timeout=net.timeout_seconds(),
+        client = oauth.with_login_retry(
+            account,
+            lambda secret: pop.connect(
+                ServerSettings.incoming_of(account),
+                secret,
+                timeout=net.timeout_seconds(),
+            ),
         )
     except ServerProblem as exc:
+        if exc.problem == Problem.RECONNECT:
+            # oauth marked the account already; retrying cannot help.
+            logger.info("pop import of account %s: needs reconnecting", account_id)
+            return _finish(state, ImportJob.Status.LOGIN_FAILED, error=exc.message)
         if exc.problem == Problem.AUTH:
             _account_status(account, AccountStatus.LOGIN_FAILED, exc.message)
             logger.info("pop import of account %s: login refused", account_id)
@@ -242,6 +251,7 @@ def _transfer(state: _Run, client: poplib.POP3) -> str:
         list_sizes = pop.sizes(client)
         if account.import_imap_account_id is None:
             state.folder = import_folder_for(account=account)
+            state.depth = pop.pipeline_depth(client)
             status = _import_batches(state, client, new, list_sizes)
         else:
             for index, (uidl, number) in enumerate(new):
@@ -270,17 +280,23 @@ def _transfer(state: _Run, client: poplib.POP3) -> str:
 #
 # A batch is up to _BATCH_COUNT messages (fewer when their LIST sizes pass
 # _BATCH_BYTES, or when downloading takes longer than _BATCH_SECONDS): their
-# quota is reserved, they are RETRieved to temporary files (no fsync each),
-# moved into place as blobs, made durable together (blobs_make_durable), and
-# then ONE transaction adds their message rows, ledger rows, the usage
-# correction and the job's progress. Only after that commit are they DELEd.
+# quota is reserved; their RETRs go out up to ``pop.PIPELINE_DEPTH`` at a
+# time (RFC 2449 PIPELINING; one at a time on a server without it) and each
+# answer is streamed straight into its blob file (``blobs.blob_reserve``; a
+# temporary file and ``blob_save`` on a storage without local paths), with
+# no fsync each; the batch's blobs are made durable together
+# (``blobs.DurableBatch``), and then ONE transaction adds their message rows
+# and ledger rows (one INSERT each, ``messages_add`` and ``ledger_add``), the
+# usage correction and the job's progress. Only after that commit are they
+# DELEd.
 #
-# A crash before the commit leaves orphan blobs (no row, no quota) and nothing
-# in the ledger: the next run imports exactly those messages again. Their
-# reservations are released in a ``finally``; a SIGKILL skips that, and the
-# periodic ``reconcile_quotas`` task corrects the usage it leaks. A crash after
-# the commit and before the DELEs (or QUIT) leaves committed messages that the
-# next run skips, then DELEs.
+# A crash before the commit leaves orphan blobs (no row, no quota; the one
+# being written may be partial) and nothing in the ledger: the next run
+# imports exactly those messages again. Their reservations are released in a
+# ``finally``; a SIGKILL skips that, and the periodic ``reconcile_quotas``
+# task corrects the usage it leaks. A crash after the commit and before the
+# DELEs (or QUIT) leaves committed messages that the next run skips, then
+# DELEs. A connection given up with RETRs in flight is closed without QUIT.
 
 _BATCH_COUNT = 100
 _BATCH_BYTES = 20 * 1024 * 1024
@@ -292,10 +308,11 @@ class _Fetched:
     uidl: str
     number: int
     reserved: int  # the LIST size taken from the quota
-    path: Path
+    path: Path  # where it was downloaded to
     written: int = 0
     blob: str = ""
     columns: MessageColumns | None = None
+    in_place: bool = False  # downloaded straight to its blob's path
 
 
 @dataclass
@@ -349,61 +366,55 @@ def _import_batch(
 ) -> int:
     """Download, store and commit one reserved batch; return how many were handled.
 
-    Fewer than ``len(batch)`` are handled when the downloads take longer than
-    _BATCH_SECONDS (the rest is reserved again with the next batch). A lost
-    connection commits what was fully downloaded, then raises ServerProblem.
+    Up to ``state.depth`` RETRs are in flight at a time (pipelining, when the
+    server offers it); their answers are read in order. No further RETR is
+    sent once the downloads took longer than _BATCH_SECONDS, so fewer than
+    ``len(batch)`` may be handled (the rest is reserved again with the next
+    batch). Each message is downloaded straight into its blob; the batch's
+    rows are committed only once all its blobs are durable
+    (``blobs.DurableBatch``). A lost connection commits what was fully
+    downloaded, then raises ServerProblem.
     """
     account = state.account
     held = _Held(sum(size for _uidl, _number, size in batch))
     fetched: list[_Fetched] = []
+    stored: list[_Fetched] = []
     lost: ServerProblem | None = None
     handled = 0
+    sent = 0  # RETRs sent so far; those of batch[handled:sent] are unanswered
     started = time.monotonic()
     folder = blobs.temp_dir()  # once per batch
     try:
-        for uidl, number, size in batch:
-            if handled and time.monotonic() - started > _BATCH_SECONDS:
-                break
-            path = folder / f"pop-{account.pk}-{secrets.token_hex(8)}.part"
-            item = _Fetched(uidl=uidl, number=number, reserved=size, path=path)
-            fetched.append(item)  # from here its file is cleaned up below
+        with blobs.DurableBatch() as durable:
             try:
-                head = bytearray()
-                item.written = pop.retrieve_to_file(
-                    client,
-                    number,
-                    path,
-                    fsync=False,
-                    head=head,
-                    head_limit=HEADER_PARSE_LIMIT + 1,
-                )
-            except poplib.error_proto:
-                # The server refused this one message: count it, go on.
-                fetched.pop()
-                path.unlink(missing_ok=True)
-                handled += 1
-                state.counts["failed"] += 1
-                state.counts["done"] += 1
-                logger.warning("pop import of account %s: RETR refused", account.pk)
-                continue
+                for uidl, number, size in batch:
+                    # Top the pipe up when it is half empty (one write for
+                    # several RETRs); send nothing new once the time is up.
+                    low = sent < len(batch) and sent - handled <= state.depth // 2
+                    if low and (
+                        not sent or time.monotonic() - started <= _BATCH_SECONDS
+                    ):
+                        more = batch[sent : handled + state.depth]
+                        pop.send_retrieve(client, [item[1] for item in more])
+                        sent += len(more)
+                    if handled == sent:
+                        break
+                    handled += 1
+                    _fetch_one(
+                        state, client, folder, durable, fetched, uidl, number, size
+                    )
             except ServerProblem as exc:
-                fetched.pop()
-                path.unlink(missing_ok=True)
                 lost = exc
-                break
-            handled += 1
-            _after_retrieve(path)
-            # The list columns now, while the bytes are at hand (one message's
-            # head at a time in memory, not the batch's).
-            whole = len(head) <= HEADER_PARSE_LIMIT
-            item.columns = describe(bytes(head), whole=whole)
-            del head
-        stored = _store_batch(state, fetched, held) if fetched else []
+            except BaseException:
+                _delete_blobs(fetched)  # none of them is committed
+                raise
+            stored = _store_batch(state, fetched, held, durable) if fetched else []
         if not fetched:
             state.save_progress()
     finally:
         for item in fetched:
-            item.path.unlink(missing_ok=True)
+            if not item.in_place:
+                item.path.unlink(missing_ok=True)
         # Reservations of messages that were not committed; see above for a
         # crash that skips this.
         quota.quota_release(user_id=account.user_id, size=held.bytes)
@@ -417,63 +428,120 @@ def _import_batch(
     return handled
 
 
-def _store_batch(state: _Run, fetched: list[_Fetched], held: _Held) -> list[_Fetched]:
-    """Blobs, then one transaction for all rows; return the committed messages.
+def _fetch_one(  # noqa: PLR0913
+    state: _Run,
+    client: poplib.POP3,
+    folder: Path,
+    durable: blobs.DurableBatch,
+    fetched: list[_Fetched],
+    uidl: str,
+    number: int,
+    size: int,
+) -> bool:
+    """Read one sent RETR's answer into a blob; True if it was stored.
 
-    A message whose blob cannot be written counts as failed. When the batch
-    transaction fails, its messages are tried one by one, so one bad message
-    fails alone, as before batching.
+    A message the server refuses, or whose blob cannot be written, counts as
+    failed. A lost connection raises ServerProblem (the message is dropped).
+    """
+    account = state.account
+    target = blobs.blob_reserve(user_id=account.user_id)
+    if target is None:
+        path = folder / f"pop-{account.pk}-{secrets.token_hex(8)}.part"
+        item = _Fetched(uidl=uidl, number=number, reserved=size, path=path)
+    else:
+        blob, path = target
+        item = _Fetched(
+            uidl=uidl, number=number, reserved=size, path=path, blob=blob, in_place=True
+        )
+    try:
+        head = bytearray()
+        item.written = pop.retrieve_to_file(
+            client,
+            number,
+            path,
+            fsync=False,
+            head=head,
+            head_limit=HEADER_PARSE_LIMIT + 1,
+            sent=True,
+        )
+    except poplib.error_proto:
+        # The server refused this one message: count it, go on.
+        path.unlink(missing_ok=True)
+        state.counts["failed"] += 1
+        state.counts["done"] += 1
+        logger.warning("pop import of account %s: RETR refused", account.pk)
+        return False
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    fetched.append(item)  # from here its files are cleaned up by the caller
+    _after_retrieve(path)
+    # The list columns now, while the bytes are at hand (one message's head at
+    # a time in memory, not the batch's).
+    whole = len(head) <= HEADER_PARSE_LIMIT
+    item.columns = describe(bytes(head), whole=whole)
+    del head
+    try:
+        if item.in_place:
+            blobs.blob_written(path)
+        else:
+            item.blob = blobs.blob_save(path, user_id=account.user_id)
+    except Exception:
+        logger.exception(
+            "pop import of account %s: a message was not stored", account.pk
+        )
+        fetched.pop()
+        path.unlink(missing_ok=True)
+        state.counts["failed"] += 1
+        state.counts["done"] += 1
+        return False
+    durable.add(item.blob, path if item.in_place else None)
+    return True
+
+
+def _store_batch(
+    state: _Run,
+    fetched: list[_Fetched],
+    held: _Held,
+    durable: blobs.DurableBatch,
+) -> list[_Fetched]:
+    """One transaction for the rows of the batch's blobs; return the committed.
+
+    Waits until the blobs are durable first. When the batch transaction
+    fails, its messages are tried one by one, so one bad message fails alone,
+    as before batching.
     """
     account = state.account
     folder = state.folder
     if folder is None:
         raise RuntimeError("no import folder")
-    saved: list[_Fetched] = []
+    saved = fetched
     try:
-        for item in fetched:
-            try:
-                item.blob = blobs.blob_save(item.path, user_id=account.user_id)
-            except Exception:
-                logger.exception(
-                    "pop import of account %s: a message was not stored", account.pk
-                )
-                state.counts["failed"] += 1
-                state.counts["done"] += 1
-                continue
-            saved.append(item)
         # An error here (the disk refuses to sync) ends the run: nothing of the
         # batch is committed, its blobs are orphans.
-        blobs.blobs_make_durable([item.blob for item in saved])
+        durable.wait()
     except BaseException:
         _delete_blobs(saved)
         raise
-    if not saved:
-        state.save_progress()
-        return []
     try:
         counts = dict(state.counts)
         counts["done"] += len(saved)
         counts["imported"] += len(saved)
         counts["bytes"] += sum(item.written for item in saved)
         with transaction.atomic():
-            messages = messages_add(
+            message_ids = messages_add(
                 user=account.user,
                 account=account,
                 folder=folder,
                 items=[(item.uidl, item.blob, item.written) for item in saved],
                 columns=[item.columns for item in saved],
             )
-            now = timezone.now()
-            UidlEntry.objects.bulk_create(
-                UidlEntry(
-                    account=account,
-                    uidl=item.uidl,
-                    state=UidlEntry.State.IMPORTED,
-                    size=item.written,
-                    imported_at=now,
-                    message_id=message.pk,
-                )
-                for item, message in zip(saved, messages, strict=True)
+            ledger_add(
+                account=account,
+                entries=[
+                    (item.uidl, item.written, message_id)
+                    for item, message_id in zip(saved, message_ids, strict=True)
+                ],
             )
             _charge(account, saved)
             ImportJob.objects.filter(pk=state.job.pk).update(**counts)
@@ -600,6 +668,7 @@ def _append(state: _Run, path: Path, uidl: str, written: int) -> bool:
     The message is held in memory for the APPEND (imapclient sends a literal
     from bytes). Raises ServerProblem when the IMAP server cannot be used.
     """
+    from mailbox.imap import append as imap_append
     from mailbox.imap import pool
 
     account = state.account
@@ -619,7 +688,7 @@ def _append(state: _Run, path: Path, uidl: str, written: int) -> bool:
                 raise
             imap.create_folder(folder)
             response = imap.append(folder, data, flags=(), msg_time=None)
-        return _parse_appenduid(response)
+        return imap_append.appenduid(response)
 
     try:
         appended = pool.run(target, append, retry=False)
@@ -639,18 +708,6 @@ def _append(state: _Run, path: Path, uidl: str, written: int) -> bool:
             imap_uid=uid,
         )
     return True
-
-
-def _parse_appenduid(response: object) -> tuple[int, int] | None:
-    """(uidvalidity, uid) from an APPEND answer ``[APPENDUID v u] ...``."""
-    if isinstance(response, str):
-        response = response.encode()
-    if not isinstance(response, bytes):
-        return None
-    match = _APPENDUID.search(response)
-    if match is None:
-        return None
-    return int(match.group(1)), int(match.group(2))
 
 
 def _already_appended(imap, folder: str, data: bytes, size: int):  # noqa: ANN001, ANN202

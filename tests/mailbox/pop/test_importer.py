@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from imapclient import IMAPClient
@@ -17,6 +18,7 @@ from mailbox.errors import ServerProblem
 from mailbox.imap import pool
 from mailbox.pop import importer
 from mailbox.pop.lock import ImportBusy, account_lock
+from mailbox.store import blobs
 from mailbox.store.models import ImportJob, StoredMessage, UidlEntry
 from tests.conftest import make_account
 from tests.data.loader import eml_names, load_eml
@@ -394,3 +396,88 @@ def test_a_crash_then_a_rerun_imports_each_message_exactly_once(
     assert used_bytes(pop_account.user) == stored_bytes(pop_account)
     crashed = ImportJob.objects.exclude(pk=job.pk).get(account=pop_account)
     assert crashed.status == ImportJob.Status.FAILED  # closed by the rerun
+
+
+def _blob_files(settings) -> list:
+    root = Path(settings.MEDIA_ROOT) / "store"
+    return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_batches_cut_short_by_time_import_every_message_once(
+    pop_account, dovecot, monkeypatch, depth
+):
+    """With the batch time already up, each batch sends only its first RETRs
+    (one, or one pipeline's worth), reads every answer it asked for, and the
+    next batch reserves and fetches the rest: each message once, none lost,
+    the usage exact. Depth 1 is a server without PIPELINING."""
+    keep_no_copy(pop_account)
+    dovecot.generate(pop_account.username, 10)
+    monkeypatch.setattr(importer, "_BATCH_SECONDS", 0.0)
+    monkeypatch.setattr(importer.pop, "pipeline_depth", lambda client: depth)
+    batches = []
+    real = importer._import_batch
+
+    def counting(state, client, batch):
+        handled = real(state, client, batch)
+        batches.append(handled)
+        return handled
+
+    monkeypatch.setattr(importer, "_import_batch", counting)
+    job = importer.run(account_id=pop_account.pk)
+    assert (job.status, job.imported, job.done) == ("done", 10, 10)
+    assert batches == [depth] * (10 // depth) + ([10 % depth] if 10 % depth else [])
+    assert len(stored(pop_account)) == 10 == len(set(stored(pop_account)))
+    assert dovecot.count(pop_account.username) == 0
+    assert used_bytes(pop_account.user) == stored_bytes(pop_account)
+
+
+def test_blobs_that_cannot_be_made_durable_commit_nothing(
+    pop_account, dovecot, monkeypatch, settings, tmp_path
+):
+    """A disk that refuses to sync the batch's blobs: no row, no ledger entry,
+    no usage, no DELE, the blobs removed; the next run imports them all.
+
+    The sync error is injected (STYLE §7: a fault the test machine's disk
+    cannot be made to produce on demand).
+    """
+    settings.MEDIA_ROOT = tmp_path / "media"
+    keep_no_copy(pop_account)
+    dovecot.generate(pop_account.username, 5)
+
+    def refuse(self):
+        raise OSError(5, "Input/output error")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(importer.blobs.DurableBatch, "wait", refuse)
+        with pytest.raises(OSError, match="Input/output error"):
+            importer.run(account_id=pop_account.pk)
+    assert stored(pop_account) == []
+    assert not UidlEntry.objects.filter(account=pop_account).exists()
+    assert used_bytes(pop_account.user) == 0
+    assert _blob_files(settings) == []
+    assert dovecot.count(pop_account.username) == 5
+    job = importer.run(account_id=pop_account.pk)
+    assert job.imported == 5
+    assert len(_blob_files(settings)) == 5
+    assert dovecot.count(pop_account.username) == 0
+
+
+def test_imported_blobs_are_the_messages_as_the_server_sent_them(pop_account, dovecot):
+    """Each stored blob holds its message's bytes, CRLF lines, dots unstuffed."""
+    dovecot.deliver(
+        pop_account.username,
+        b"Subject: one\n\n.dot\n..two\nend\n",
+        b"Subject: two\nFrom: A B <a@example.org>\n\nbody\n",
+    )
+    importer.run(account_id=pop_account.pk)
+    blobs_by_subject = {
+        message.subject: blobs.blob_read(message.blob)
+        for message in StoredMessage.objects.filter(account=pop_account)
+    }
+    assert blobs_by_subject == {
+        "one": b"Subject: one\r\n\r\n.dot\r\n..two\r\nend\r\n",
+        "two": b"Subject: two\r\nFrom: A B <a@example.org>\r\n\r\nbody\r\n",
+    }
+    two = StoredMessage.objects.get(account=pop_account, subject="two")
+    assert (two.from_name, two.from_email) == ("A B", "a@example.org")
