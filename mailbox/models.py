@@ -25,7 +25,14 @@ class TrustedSender(models.Model):
         return self.email
 
 
-# The store's models live in mailbox/store/; importing them here registers them.
+# The store's and compose's models live in their packages; importing them here
+# registers them.
+from mailbox.compose.models import (  # noqa: E402
+    Correspondent,
+    OutgoingAttachment,
+    OutgoingMessage,
+    SenderIdentity,
+)
 from mailbox.store.models import (  # noqa: E402
     ChangeCounter,
     ImportJob,
@@ -36,8 +43,12 @@ from mailbox.store.models import (  # noqa: E402
 
 __all__ = [
     "ChangeCounter",
+    "Correspondent",
     "ImportJob",
     "LocalFolder",
+    "OutgoingAttachment",
+    "OutgoingMessage",
+    "SenderIdentity",
     "StoredMessage",
     "TrustedSender",
     "UidlEntry",

@@ -154,6 +154,43 @@ class Neighbours:
 
 
 @dataclass(frozen=True)
+class FlagChange:
+    """The flags of a message whose flags changed since a sync state."""
+
+    uid: int
+    seen: bool
+    flagged: bool
+    answered: bool
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed in a folder since a sync state (see ``MailSource.changes``).
+
+    ``state`` is the token to pass next time (None only when the folder is gone).
+    With ``full_resync`` the lists are empty and the client must list the folder
+    again from scratch, then continue from ``state``. ``added`` holds at most a
+    bounded number of messages, oldest first: with ``more`` the client asks
+    again with ``state`` for the rest. The lists may repeat what an earlier
+    answer already said (an added message may appear again, a removed UID the
+    client never had may appear): applying an answer twice is harmless.
+    """
+
+    folder: str
+    validity: int | None
+    state: str | None
+    added: tuple[MessageSummary, ...] = ()
+    changed: tuple[FlagChange, ...] = ()
+    removed: tuple[int, ...] = ()
+    full_resync: bool = False
+    more: bool = False
+
+
+class BadSyncState(ValueError):
+    """A sync state token that was not made here, or not for this account."""
+
+
+@dataclass(frozen=True)
 class Quota:
     used_bytes: int
     limit_bytes: int
@@ -216,10 +253,23 @@ class MailSource(Protocol):
 
     def move(
         self, folder: str, uids: Sequence[int], *, validity: int, to_folder: str
-    ) -> None: ...
+    ) -> int | None:
+        """Move the messages; return how many *other* messages the server removed
+        with them (an IMAP server without UIDPLUS expunges every message marked
+        deleted); 0 or None when none."""
+        ...
 
-    def delete(self, folder: str, uids: Sequence[int], *, validity: int) -> None:
-        """Move to Trash; in Trash (or with no Trash), delete for good."""
+    def delete(self, folder: str, uids: Sequence[int], *, validity: int) -> int | None:
+        """Move to Trash; in Trash (or with no Trash), delete for good. Returns
+        like ``move``."""
         ...
 
     def quota(self) -> Quota | None: ...
+
+    def changes(self, folder: str, since: str | None) -> Changes:
+        """What changed in ``folder`` since the state token ``since``.
+
+        ``since`` None: no lists, only the current state. BadSyncState for a
+        token that was not made here for this account and folder.
+        """
+        ...

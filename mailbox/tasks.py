@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 
 from celery import Task, shared_task
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -97,3 +98,44 @@ def reconcile_quotas() -> int:
         before, after = quota_reconcile(user=user)
         fixed += before != after
     return fixed
+
+
+@shared_task(acks_late=True)
+def prune_sync_tombstones() -> int:
+    """Forget store deletions older than the sync window; return how many.
+
+    A phone whose sync state is older than that gets a full resync.
+    """
+    from mailbox.store.sync import tombstones_prune
+
+    return tombstones_prune()
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=6)
+def send_message(self: Task, outgoing_id: int) -> None:
+    """Send one queued outgoing message over SMTP.
+
+    Temporary failures (4xx replies, network trouble) are retried with backoff
+    (30 s doubling, at most 10 min); when the retries are spent, or at once for
+    a permanent (5xx) reply, the message is marked failed with the server's
+    reply and stays editable.
+    """
+    from mailbox.compose import services
+    from mailbox.smtp.client import SendFailed
+
+    try:
+        services.message_send(message_id=outgoing_id)
+    except SendFailed as exc:
+        # Without a worker (the embedded mode runs tasks inside the request)
+        # a retry runs at once, with no countdown: one is worth trying, seven
+        # against a dead server would hold the page for most of a minute.
+        retries = (
+            settings.WEBMAIL_EAGER_SEND_RETRIES
+            if self.request.is_eager
+            else self.max_retries
+        )
+        if self.request.retries >= retries:
+            services.message_give_up(message_id=outgoing_id, reason=exc.message)
+            return
+        countdown = min(600, 30 * 2**self.request.retries)
+        raise self.retry(exc=exc, countdown=countdown) from exc

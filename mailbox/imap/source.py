@@ -11,10 +11,13 @@ from django.core.cache import cache
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
+from mailbox import sync
 from mailbox.errors import Problem, ServerProblem
 from mailbox.imap import fetch, flags, folders, listing, pool
+from mailbox.imap import sync as imap_sync
 from mailbox.imap.quota import get_quota
 from mailbox.sources import (
+    Changes,
     Download,
     Folder,
     FullMessage,
@@ -156,16 +159,16 @@ class ImapSource:
 
     def move(
         self, folder: str, uids: Sequence[int], *, validity: int, to_folder: str
-    ) -> None:
-        self._run(
+    ) -> int:
+        return self._run(
             lambda c: flags.move(
                 c, folder, uids, validity=validity, to_folder=to_folder
             ),
             retry=False,
         )
 
-    def delete(self, folder: str, uids: Sequence[int], *, validity: int) -> None:
-        def run(client: IMAPClient) -> None:
+    def delete(self, folder: str, uids: Sequence[int], *, validity: int) -> int:
+        def run(client: IMAPClient) -> int:
             trash = next(
                 (
                     f.name
@@ -174,9 +177,9 @@ class ImapSource:
                 ),
                 None,
             )
-            flags.delete(client, folder, uids, validity=validity, trash=trash)
+            return flags.delete(client, folder, uids, validity=validity, trash=trash)
 
-        self._run(run, retry=False)
+        return self._run(run, retry=False)
 
     def quota(self) -> Quota | None:
         """The server's quota, asked at most once a minute per account.
@@ -193,6 +196,35 @@ class ImapSource:
         quota = self._run(get_quota)
         cache.set(key, quota or False, timeout=QUOTA_CACHE_SECONDS)
         return quota
+
+    def changes(
+        self, folder: str, since: str | None, *, extensions: bool = True
+    ) -> Changes:
+        """Added, changed and removed messages since ``since`` (mailbox/imap/sync.py).
+
+        ``extensions=False`` diffs without CONDSTORE/QRESYNC, as for a server
+        that has neither. Raises BadSyncState for a token not made for this
+        account and folder.
+        """
+        account_id = self.account.pk
+        previous = (
+            None
+            if since is None
+            else sync.state_load("imap", since, account_id=account_id, folder=folder)
+        )
+        if since is not None and previous is None:
+            previous = {}  # an older format: a full resync
+        return self._run(
+            lambda c: imap_sync.changes(
+                c,
+                folder,
+                previous,
+                seal=lambda data: sync.state_dump(
+                    "imap", account_id=account_id, folder=folder, data=data
+                ),
+                extensions=extensions,
+            )
+        )
 
 
 def _reply(exc: IMAPClientError) -> str:

@@ -83,6 +83,10 @@ class StoredMessage(models.Model):
     blob = models.CharField(max_length=255)  # name in default_storage
     # Bumped on every change, for delta sync (see ChangeCounter).
     modseq = models.BigIntegerField(default=0)
+    # The modseq at which it came into its folder, for delta sync ("added" or
+    # "changed"). NULL: at its insert; then ``modseq`` is that value until the
+    # first later change, which copies it here (see mailbox/store/sync.py).
+    arrived_modseq = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -195,6 +199,35 @@ class ChangeCounter(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
     )
     value = models.BigIntegerField(default=0)
+    # Tombstones up to this modseq were pruned: older sync states cannot be
+    # diffed any more (a full resync).
+    pruned_modseq = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.value}"
+
+
+class StoreTombstone(models.Model):
+    """A message that left a folder (deleted for good or moved out), for delta
+    sync: "removed since modseq N". Pruned after a while (mailbox/store/sync.py).
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    # A deleted folder takes its tombstones along: a sync state of it is stale.
+    folder = models.ForeignKey(
+        LocalFolder, on_delete=models.CASCADE, related_name="tombstones"
+    )
+    message_id = models.BigIntegerField()  # the StoredMessage id (its uid)
+    modseq = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["folder", "modseq"], name="tombstone_folder_modseq"),
+            models.Index(fields=["created_at"], name="tombstone_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.folder_id}:{self.message_id}@{self.modseq}"

@@ -28,9 +28,10 @@ from django.db.models import Count, F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, Lower, NullIf
 from django.utils.translation import gettext as _
 
-from mailbox import mime
+from mailbox import mime, sync
 from mailbox.quota import usage
 from mailbox.sources import (
+    Changes,
     Download,
     Folder,
     FolderChanged,
@@ -46,6 +47,7 @@ from mailbox.sources import (
     SpecialUse,
 )
 from mailbox.store import blobs, services
+from mailbox.store import sync as store_sync
 from mailbox.store.models import LocalFolder, StoredMessage
 
 if TYPE_CHECKING:
@@ -433,3 +435,27 @@ class StoreSource:
     def quota(self) -> Quota | None:
         used = usage(user=self.user)
         return Quota(used_bytes=used.used_bytes, limit_bytes=used.limit_bytes)
+
+    def changes(self, folder: str, since: str | None) -> Changes:
+        """Added, changed and removed messages since ``since`` (store/sync.py).
+
+        Raises BadSyncState for a token not made for this account and folder.
+        """
+        account_id = self.account.pk
+        previous = (
+            None
+            if since is None
+            else sync.state_load("store", since, account_id=account_id, folder=folder)
+        )
+        if since is not None and previous is None:
+            previous = {}  # an older format: a full resync
+        return store_sync.changes(
+            user=self.user,
+            folder=services.folder_by_name(user=self.user, name=folder),
+            name=folder,
+            since=previous,
+            seal=lambda data: sync.state_dump(
+                "store", account_id=account_id, folder=folder, data=data
+            ),
+            summary=self._summary,
+        )
