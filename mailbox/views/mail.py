@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -25,13 +23,13 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import MailAccount
 from accounts.selectors import mail_account_list
-from mailbox import capabilities, imageproxy, sanitize
+from mailbox import capabilities, display, imageproxy, sanitize
 from mailbox.access import account_for_user, source_of
 from mailbox.errors import ServerProblem
 from mailbox.forms import BulkActionForm, FolderForm, ListParamsForm, MessageRefForm
@@ -47,15 +45,6 @@ from mailbox.sources import (
 from mailbox.templatetags.mail import mail_date
 
 logger = logging.getLogger(__name__)
-
-# The sandboxed body: no scripts, no plugins, no forms, no network but our own
-# images; a second wall should the sanitizer ever be bypassed.
-BODY_CSP = (
-    "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
-    "font-src 'none'; media-src 'none'; frame-ancestors 'self'; base-uri 'none'; "
-    "form-action 'none'; sandbox allow-popups allow-popups-to-escape-sandbox"
-)
-PART_CSP = "default-src 'none'; sandbox"
 
 
 def mail_errors(
@@ -77,11 +66,29 @@ def mail_errors(
                 status=503,
             )
         except FolderChanged:
-            messages.warning(
-                request, _("The folder changed on the server; the list is reloaded.")
-            )
             folder = request.GET.get("folder") or request.POST.get("folder") or "INBOX"
-            return redirect(_list_url(account_id, folder))
+            if view.__name__ != "message_list":
+                messages.warning(
+                    request,
+                    _("The folder changed on the server; the list is reloaded."),
+                )
+                return redirect(_list_url(account_id, folder))
+            # The list itself cannot be opened: the folder is gone (deleted by
+            # another mail client, say). Reloading it would loop.
+            account = account_for_user(request.user, account_id)
+            logger.info("account %s: a listed folder is gone", account.pk)
+            gone = _("The folder “%(name)s” no longer exists on the server.") % {
+                "name": folder
+            }
+            if folder.upper() == "INBOX":
+                return render(
+                    request,
+                    "mailbox/server_problem.html",
+                    {"account": account, "message": gone},
+                    status=503,
+                )
+            messages.warning(request, gone)
+            return redirect(_list_url(account_id, "INBOX"))
         except MessageGone:
             return render(
                 request,
@@ -225,17 +232,6 @@ def _message_ref(request: HttpRequest) -> MessageRefForm:
     return ref
 
 
-def _remote_allowed(request: HttpRequest, sender: str) -> bool:
-    if request.GET.get("remote") == "1":
-        return True
-    return (
-        bool(sender)
-        and TrustedSender.objects.filter(
-            user=request.user, email__iexact=sender
-        ).exists()
-    )
-
-
 @login_required
 @require_GET
 @mail_errors
@@ -248,10 +244,12 @@ def message_view(request: HttpRequest, account_id: int) -> HttpResponse:
     )
     parsed = message.parsed
     sender = parsed.from_[0].email if parsed.from_ else ""
-    allow_remote = _remote_allowed(request, sender)
+    allow_remote = display.remote_allowed(request, sender)
     body = None
     if parsed.html is not None:
-        body = _sanitized(request, account, message, allow_remote=allow_remote)
+        body = display.sanitized_body(
+            request, account, message, allow_remote=allow_remote
+        )
     params = ListParamsForm(request.GET)
     query = params.query() if params.is_valid() else ListQuery()
     neighbours = source.neighbours(folder, uid, query, validity=validity)
@@ -289,64 +287,6 @@ def message_view(request: HttpRequest, account_id: int) -> HttpResponse:
     return render(request, "mailbox/message_view.html", context)
 
 
-def _sanitized_key(
-    request: HttpRequest,
-    account: MailAccount,
-    ref: tuple[str, int, int],
-    *,
-    allow_remote: bool,
-) -> str:
-    """Cache key of a sanitized body. (folder, validity, uid) never names other
-    content on the same mailbox, so the location is enough: no need to fetch the
-    message to know whether its sanitized body is at hand."""
-    where = (request.user.pk, account.pk, account.host, account.username, *ref)
-    return (
-        "sanitized:" + hashlib.sha256(repr((where, allow_remote)).encode()).hexdigest()
-    )
-
-
-def _sanitized(
-    request: HttpRequest, account: MailAccount, message, *, allow_remote: bool
-) -> sanitize.SanitizedHtml:
-    """The message's HTML, sanitized once and kept a while (it can take 0.5 s)."""
-    ref = (message.folder, message.uid, message.validity)
-    key = _sanitized_key(request, account, ref, allow_remote=allow_remote)
-    cached = cache.get(key)
-    if cached is None:
-        cached = _sanitize(request, account, message, allow_remote=allow_remote)
-        # Shorter than the signed inline-image links it holds.
-        cache.set(key, cached, timeout=3600)
-    return cached
-
-
-def _sanitize(
-    request: HttpRequest, account: MailAccount, message, *, allow_remote: bool
-) -> sanitize.SanitizedHtml:
-    cid_map = message.parsed.cid_map
-
-    def cid_url(content_id: str) -> str | None:
-        part_id = cid_map.get(content_id)
-        if part_id is None:
-            return None
-        return capabilities.inline_part_url(
-            capabilities.PartGrant(
-                request.user.pk,
-                account.pk,
-                message.folder,
-                message.validity,
-                message.uid,
-                part_id,
-            )
-        )
-
-    return sanitize.sanitize_html(
-        message.parsed.html or "",
-        allow_remote=allow_remote,
-        cid_url=cid_url,
-        proxy_url=imageproxy.proxy_url,
-    )
-
-
 @login_required
 @require_GET
 @xframe_options_sameorigin
@@ -359,43 +299,26 @@ def message_body(request: HttpRequest, account_id: int) -> HttpResponse:
     # remote=1 when remote content is allowed): serve that without a refetch.
     requested_remote = request.GET.get("remote") == "1"
     body = cache.get(
-        _sanitized_key(request, account, ref, allow_remote=requested_remote)
+        display.sanitized_key(request, account, ref, allow_remote=requested_remote)
     )
     if body is None:
         folder, uid, validity = ref
         message = source.message(folder, uid, validity=validity, mark_seen=False)
         parsed = message.parsed
         sender = parsed.from_[0].email if parsed.from_ else ""
-        body = _sanitized(
-            request, account, message, allow_remote=_remote_allowed(request, sender)
+        body = display.sanitized_body(
+            request,
+            account,
+            message,
+            allow_remote=display.remote_allowed(request, sender),
         )
     response = render(request, "mailbox/message_body.html", {"body": body.html})
-    response["Content-Security-Policy"] = BODY_CSP
+    response["Content-Security-Policy"] = display.BODY_CSP
     response["Referrer-Policy"] = "no-referrer"
     response["Cache-Control"] = "private, no-store"
     # The body carries its own policy; the app-wide one must not replace it.
     response._csp_exempt = True  # type: ignore[attr-defined]
     return response
-
-
-def _as_inert_file(
-    response: HttpResponseBase, *, cache_control: str
-) -> HttpResponseBase:
-    """Headers for mail content served as a file: never sniffed, never run."""
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = PART_CSP
-    response["Cache-Control"] = cache_control
-    return response
-
-
-def _content_disposition(kind: str, filename: str) -> str:
-    """RFC 6266: an ASCII fallback plus the exact name in filename*."""
-    fallback = "".join(
-        c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename
-    )
-    return (
-        f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
-    )
 
 
 @login_required
@@ -413,10 +336,10 @@ def attachment(request: HttpRequest, account_id: int) -> HttpResponseBase:
     response = StreamingHttpResponse(
         download.chunks, content_type="application/octet-stream"
     )
-    response["Content-Disposition"] = _content_disposition(
+    response["Content-Disposition"] = display.content_disposition(
         "attachment", download.info.filename
     )
-    return _as_inert_file(response, cache_control="private, no-store")
+    return display.as_inert_file(response, cache_control="private, no-store")
 
 
 @require_GET
@@ -441,11 +364,11 @@ def inline_part(request: HttpRequest) -> HttpResponseBase:
     response = StreamingHttpResponse(
         download.chunks, content_type=download.info.content_type
     )
-    response["Content-Disposition"] = _content_disposition(
+    response["Content-Disposition"] = display.content_disposition(
         "inline", download.info.filename
     )
     # Asked for by the sandboxed body frame, whose origin is opaque: no CORP.
-    return _as_inert_file(response, cache_control="private, max-age=3600")
+    return display.as_inert_file(response, cache_control="private, max-age=3600")
 
 
 @login_required
@@ -458,14 +381,14 @@ def message_raw(request: HttpRequest, account_id: int) -> HttpResponseBase:
     chunks = source.raw(folder, uid, validity=validity)
     if request.GET.get("download") == "1":
         response = StreamingHttpResponse(chunks, content_type="message/rfc822")
-        response["Content-Disposition"] = _content_disposition(
+        response["Content-Disposition"] = display.content_disposition(
             "attachment", f"message-{uid}.eml"
         )
     else:
         response = StreamingHttpResponse(
             chunks, content_type="text/plain; charset=utf-8"
         )
-    return _as_inert_file(response, cache_control="private, no-store")
+    return display.as_inert_file(response, cache_control="private, no-store")
 
 
 @require_GET
@@ -476,7 +399,7 @@ def image_proxy(request: HttpRequest) -> HttpResponse:
     except imageproxy.ImageRefused:
         return HttpResponse(status=404, content_type="text/plain")
     response = HttpResponse(image.data, content_type=image.content_type)
-    return _as_inert_file(response, cache_control="private, max-age=86400")
+    return display.as_inert_file(response, cache_control="private, max-age=86400")
 
 
 def _back(request: HttpRequest, fallback: str) -> str:
@@ -507,12 +430,30 @@ def bulk_action(request: HttpRequest, account_id: int) -> HttpResponse:
     elif action in ("flag", "unflag"):
         source.set_flags(folder, uids, validity=validity, flagged=action == "flag")
     elif action == "move":
-        source.move(folder, uids, validity=validity, to_folder=data["to_folder"])
+        also = source.move(folder, uids, validity=validity, to_folder=data["to_folder"])
         messages.success(request, _("Moved %(n)d message(s).") % {"n": len(uids)})
+        _also_expunged(request, also)
     elif action == "delete":
-        source.delete(folder, uids, validity=validity)
+        also = source.delete(folder, uids, validity=validity)
         messages.success(request, _("Deleted %(n)d message(s).") % {"n": len(uids)})
+        _also_expunged(request, also)
     return redirect(_back(request, _list_url(account_id, folder)))
+
+
+def _also_expunged(request: HttpRequest, count: int | None) -> None:
+    """Warn that the server removed other messages marked deleted (no UIDPLUS)."""
+    if count:
+        messages.warning(
+            request,
+            ngettext(
+                "The server also removed %(n)d other message that was marked as "
+                "deleted in this folder (it cannot remove single messages).",
+                "The server also removed %(n)d other messages that were marked as "
+                "deleted in this folder (it cannot remove single messages).",
+                count,
+            )
+            % {"n": count},
+        )
 
 
 @login_required

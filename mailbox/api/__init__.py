@@ -1,0 +1,1 @@
+"""The REST API for mobile apps, under /api/v1/ (see README "API for mobile apps")."""
