@@ -78,9 +78,21 @@ class MailAccountAdmin(admin.ModelAdmin):
     search_fields = ["label", "email", "host", "username", "user__email"]
     list_select_related = ["user"]
     autocomplete_fields = ["user"]
-    readonly_fields = ["status_detail", "created_at", "updated_at"]
+    # The OAuth2 tokens are never shown: only how the account signs in.
+    readonly_fields = [
+        "auth_method",
+        "oauth_provider",
+        "oauth_expires_at",
+        "status_detail",
+        "created_at",
+        "updated_at",
+    ]
     fieldsets = [
         (None, {"fields": ["user", "kind", "label", "email", "is_active"]}),
+        (
+            _("Sign-in"),
+            {"fields": ["auth_method", "oauth_provider", "oauth_expires_at"]},
+        ),
         (
             _("Incoming server"),
             {"fields": ["host", "port", "security", "username", "new_password"]},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
@@ -47,6 +49,13 @@ class User(AbstractUser):
     mark_read_on_open = models.BooleanField(
         _("mark messages as read when opened"), default=True
     )
+    language = models.CharField(
+        _("language"),
+        max_length=12,
+        blank=True,
+        choices=settings.LANGUAGES,
+        help_text=_("Empty: the language of the browser."),
+    )
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
@@ -75,6 +84,25 @@ class AccountStatus(models.TextChoices):
     OK = "ok", _("Working")
     LOGIN_FAILED = "login_failed", _("Login refused")
     UNREACHABLE = "unreachable", _("Server unreachable")
+    NEEDS_RECONNECT = "reconnect", _("Needs reconnecting")
+
+
+class AuthMethod(models.TextChoices):
+    PASSWORD = "password", _("Password")
+    OAUTH2 = "oauth2", _("OAuth2 (connected with the provider)")
+
+
+class OAuthToken(str):
+    """An OAuth2 access token, travelling where a password would.
+
+    Protocol clients take a secret string; one of this type makes them log in
+    with XOAUTH2 instead of a password.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "OAuthToken(…)"
 
 
 DEFAULT_PORTS = {
@@ -107,6 +135,20 @@ class MailAccount(models.Model):
     )
     username = models.CharField(_("user name"), max_length=255)
     password_encrypted = models.TextField(editable=False)
+    # Google and Microsoft: OAuth2 tokens instead of a password, encrypted too.
+    auth_method = models.CharField(
+        _("sign-in"),
+        max_length=10,
+        choices=AuthMethod.choices,
+        default=AuthMethod.PASSWORD,
+        editable=False,
+    )
+    oauth_provider = models.CharField(
+        _("OAuth2 provider"), max_length=20, blank=True, editable=False
+    )
+    oauth_access_encrypted = models.TextField(blank=True, editable=False)
+    oauth_refresh_encrypted = models.TextField(blank=True, editable=False)
+    oauth_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     # POP3 only.
     leave_on_server = models.BooleanField(_("leave a copy on the server"), default=True)
@@ -135,6 +177,9 @@ class MailAccount(models.Model):
         verbose_name=_("import into IMAP account"),
     )
     last_import_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # IMAP: the folder the user picked for a special use ({"sent": "INBOX.Sent
+    # Items"}), for servers without SPECIAL-USE where the names are guessed.
+    special_folders = models.JSONField(_("special folders"), default=dict, blank=True)
 
     # Outgoing mail (used by sending); empty host means "not configured".
     smtp_host = models.CharField(_("outgoing server"), max_length=253, blank=True)
@@ -188,6 +233,27 @@ class MailAccount(models.Model):
 
     def get_password(self) -> str:
         return crypto.decrypt(self.password_encrypted)
+
+    @property
+    def uses_oauth(self) -> bool:
+        return self.auth_method == AuthMethod.OAUTH2
+
+    def set_oauth_tokens(
+        self, *, access: str, refresh: str | None, expires_at: datetime | None
+    ) -> None:
+        """Keep new tokens (a refresh answer may omit the refresh token)."""
+        self.oauth_access_encrypted = crypto.encrypt(access)
+        if refresh:
+            self.oauth_refresh_encrypted = crypto.encrypt(refresh)
+        self.oauth_expires_at = expires_at
+
+    def get_oauth_access(self) -> OAuthToken:
+        return OAuthToken(crypto.decrypt(self.oauth_access_encrypted))
+
+    def get_oauth_refresh(self) -> str:
+        if not self.oauth_refresh_encrypted:
+            return ""
+        return crypto.decrypt(self.oauth_refresh_encrypted)
 
     def set_smtp_password(self, password: str) -> None:
         self.smtp_password_encrypted = crypto.encrypt(password) if password else ""

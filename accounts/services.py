@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -12,6 +14,7 @@ from accounts import crypto
 from accounts.models import (
     AccountKind,
     AccountStatus,
+    AuthMethod,
     MailAccount,
     Security,
     User,
@@ -31,6 +34,8 @@ class AccountOptions:
     remove_after_days: int | None = None
     import_folder: str = ""
     import_imap_account_id: int | None = None
+    # IMAP: special use -> the folder the user picked ("sent": "Sent Items").
+    special_folders: Mapping[str, str] = field(default_factory=dict)
 
 
 @transaction.atomic
@@ -97,6 +102,9 @@ def _apply_options(account: MailAccount, options: AccountOptions) -> None:
     account.remove_after_days = options.remove_after_days
     account.import_folder = options.import_folder
     account.import_imap_account = target
+    account.special_folders = {
+        use: name for use, name in options.special_folders.items() if name
+    }
 
 
 def _import_target(account: MailAccount, options: AccountOptions) -> MailAccount | None:
@@ -151,16 +159,101 @@ def mail_account_delete(*, account: MailAccount) -> None:
     account.delete()
 
 
+@dataclass(frozen=True)
+class OAuthTokens:
+    access: str
+    refresh: str | None  # a refresh answer may leave it out: keep the old one
+    expires_at: datetime | None
+
+
+_TOKEN_FIELDS = [
+    "oauth_access_encrypted",
+    "oauth_refresh_encrypted",
+    "oauth_expires_at",
+    "status",
+    "status_detail",
+    "updated_at",
+]
+
+
+@transaction.atomic
+def mail_account_connect_oauth(
+    *,
+    user: User,
+    kind: AccountKind | str,
+    provider: str,
+    email: str,
+    server: ServerSettings,
+    smtp: ServerSettings | None,
+    tokens: OAuthTokens,
+) -> MailAccount:
+    """Create the account of a mailbox connected through OAuth2, or reconnect it.
+
+    The same user, protocol and address with the same provider is the same
+    account: its tokens are replaced and its status is cleared.
+    """
+    account = MailAccount.objects.filter(
+        user=user,
+        kind=kind,
+        email__iexact=email,
+        auth_method=AuthMethod.OAUTH2,
+        oauth_provider=provider,
+    ).first()
+    if account is None:
+        account = MailAccount(
+            user=user,
+            kind=kind,
+            label=email,
+            email=email,
+            auth_method=AuthMethod.OAUTH2,
+            oauth_provider=provider,
+        )
+    for name, value in server.as_fields().items():
+        setattr(account, name, value)
+    _apply_smtp(account, smtp, "")
+    account.set_oauth_tokens(
+        access=tokens.access, refresh=tokens.refresh, expires_at=tokens.expires_at
+    )
+    account.status = AccountStatus.OK
+    account.status_detail = ""
+    account.full_clean(exclude=["password_encrypted"])
+    account.save()
+    return account
+
+
+def mail_account_store_tokens(*, account: MailAccount, tokens: OAuthTokens) -> None:
+    """Keep refreshed tokens (the caller holds the account row locked)."""
+    account.set_oauth_tokens(
+        access=tokens.access, refresh=tokens.refresh, expires_at=tokens.expires_at
+    )
+    account.status = AccountStatus.OK
+    account.status_detail = ""
+    account.save(update_fields=_TOKEN_FIELDS)
+
+
+def mail_account_needs_reconnect(*, account: MailAccount, detail: str) -> None:
+    """The provider refused the refresh token: only the user can fix it."""
+    account.status = AccountStatus.NEEDS_RECONNECT
+    account.status_detail = detail[:255]
+    account.save(update_fields=["status", "status_detail", "updated_at"])
+
+
+_SECRET_FIELDS = (
+    "password_encrypted",
+    "smtp_password_encrypted",
+    "oauth_access_encrypted",
+    "oauth_refresh_encrypted",
+)
+
+
 @transaction.atomic
 def credentials_rotate() -> int:
     """Re-encrypt every stored credential with the primary key; return the count."""
     count = 0
     for account in MailAccount.objects.select_for_update().order_by("pk"):
-        account.password_encrypted = crypto.rotate(account.password_encrypted)
-        if account.smtp_password_encrypted:
-            account.smtp_password_encrypted = crypto.rotate(
-                account.smtp_password_encrypted
-            )
-        account.save(update_fields=["password_encrypted", "smtp_password_encrypted"])
+        for name in _SECRET_FIELDS:
+            if getattr(account, name):
+                setattr(account, name, crypto.rotate(getattr(account, name)))
+        account.save(update_fields=list(_SECRET_FIELDS))
         count += 1
     return count

@@ -16,6 +16,7 @@ class Problem(StrEnum):
     TLS = "tls"
     PROTOCOL = "protocol"
     NETWORK = "network"
+    RECONNECT = "reconnect"  # an OAuth2 grant the provider no longer accepts
 
 
 _MESSAGES = {
@@ -38,6 +39,10 @@ _MESSAGES = {
         "and the security setting."
     ),
     Problem.NETWORK: _("The connection to the server failed."),
+    Problem.RECONNECT: _(
+        "The provider no longer accepts this webmail's access to the mailbox: "
+        "reconnect the account."
+    ),
 }
 
 

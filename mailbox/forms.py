@@ -22,6 +22,7 @@ from accounts.models import (
 from accounts.servers import ServerSettings
 from accounts.services import AccountOptions
 from mailbox.autoconfig import Suggestion
+from mailbox.errors import ServerProblem
 from mailbox.sources import ListQuery, SearchField, SortKey
 
 # A DNS name (labels of letters, digits and hyphens) or an IP literal.
@@ -55,6 +56,10 @@ class HostField(forms.CharField):
     def clean(self, value: str) -> str:
         value = super().clean(value)
         return clean_host(value) if value else value
+
+
+# The special uses a user may assign to folders of an IMAP account.
+SPECIAL_FOLDER_USES = ("sent", "drafts", "trash", "junk", "archive")
 
 
 class SetupAssistantForm(forms.Form):
@@ -169,6 +174,14 @@ class MailAccountForm(forms.Form):
             "in an IMAP account)."
         ),
     )
+    # IMAP: the folder for each special use, where the server does not say.
+    folder_sent = forms.CharField(label=_("Sent"), max_length=1000, required=False)
+    folder_drafts = forms.CharField(label=_("Drafts"), max_length=1000, required=False)
+    folder_trash = forms.CharField(label=_("Trash"), max_length=1000, required=False)
+    folder_junk = forms.CharField(label=_("Junk"), max_length=1000, required=False)
+    folder_archive = forms.CharField(
+        label=_("Archive"), max_length=1000, required=False
+    )
     smtp_host = HostField(label=_("Outgoing server (SMTP)"), required=False)
     smtp_security = forms.ChoiceField(
         label=_("SMTP security"), choices=Security.choices, initial=Security.STARTTLS
@@ -222,6 +235,14 @@ class MailAccountForm(forms.Form):
                 self.fields["smtp_password"].help_text = _(
                     "Leave empty to keep the current SMTP password."
                 )
+        if account is not None and account.uses_oauth:
+            # Connected with the provider: its tokens, no passwords to give.
+            for name in ("password", "smtp_password"):
+                self.fields[name].disabled = True
+                self.fields[name].required = False
+                self.fields[name].help_text = _(
+                    "Connected with the provider: no password is needed."
+                )
 
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}
@@ -236,6 +257,11 @@ class MailAccountForm(forms.Form):
         if any(ord(c) < 32 or ord(c) == 127 for c in folder):
             self.add_error("import_folder", _("This is not a valid folder name."))
         data["import_folder"] = folder
+        for use in SPECIAL_FOLDER_USES:
+            name = (data.get(f"folder_{use}") or "").strip()
+            if any(ord(c) < 32 or ord(c) == 127 for c in name):
+                self.add_error(f"folder_{use}", _("This is not a valid folder name."))
+            data[f"folder_{use}"] = name
         return data
 
     # What the services need, once the form is valid.
@@ -254,6 +280,11 @@ class MailAccountForm(forms.Form):
             ),
             import_folder=d["import_folder"] if pop else "",
             import_imap_account_id=target.pk if target is not None else None,
+            special_folders=(
+                {use: d[f"folder_{use}"] for use in SPECIAL_FOLDER_USES}
+                if not pop
+                else {}
+            ),
         )
 
     def server(self) -> ServerSettings:
@@ -278,6 +309,15 @@ class MailAccountForm(forms.Form):
             security=security,
             username=d["smtp_username"] or d["username"] or d["email"],
         )
+
+    def login_failed(self, problem: ServerProblem) -> str:
+        """The form's error when the login test failed: where, why, nothing saved."""
+        server = self.server()
+        return _("%(host)s:%(port)s — %(message)s Nothing was saved.") % {
+            "host": server.host,
+            "port": server.port,
+            "message": problem.message,
+        }
 
     def smtp_secret(self) -> str | None:
         """The SMTP password typed; None means keep the stored one (edit)."""
@@ -308,6 +348,10 @@ def _initial_of(account: MailAccount) -> dict[str, object]:
         "smtp_security": account.smtp_security,
         "smtp_port": account.smtp_port,
         "smtp_username": account.smtp_username,
+        **{
+            f"folder_{use}": account.special_folders.get(use, "")
+            for use in SPECIAL_FOLDER_USES
+        },
     }
 
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from accounts.models import AccountKind, MailAccount, User
 from accounts.servers import ServerSettings
 from accounts.services import AccountOptions, mail_account_create, mail_account_update
-from mailbox import net, tasks
+from mailbox import net, oauth, tasks
 from mailbox.imap import session as imap_session
 from mailbox.pop import client as pop_client
 from mailbox.store.models import ImportJob
@@ -62,7 +62,13 @@ def account_change(
     smtp_password: str | None = None,
 ) -> MailAccount:
     """Test the login with the new settings and password (or the stored one); save."""
-    probe_login(account.kind, server, password or account.get_password())
+    if account.uses_oauth:
+        password = None  # the provider's tokens, never a password
+        oauth.with_login_retry(
+            account, lambda secret: probe_login(account.kind, server, secret)
+        )
+    else:
+        probe_login(account.kind, server, password or account.get_password())
     return mail_account_update(
         account=account,
         options=options,

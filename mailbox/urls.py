@@ -1,6 +1,6 @@
 from django.urls import path
 
-from mailbox.views import accounts, mail
+from mailbox.views import accounts, compose, mail
 
 app_name = "mailbox"
 
@@ -8,6 +8,11 @@ urlpatterns = [
     path("", mail.mail_home, name="home"),
     path("mail-accounts/", accounts.account_list, name="account_list"),
     path("mail-accounts/add/", accounts.account_add, name="account_add"),
+    path(
+        "mail-accounts/connect/<slug:provider>/",
+        accounts.account_connect,
+        name="account_connect",
+    ),
     path(
         "mail-accounts/<int:account_id>/edit/",
         accounts.account_edit,
@@ -38,4 +43,26 @@ urlpatterns = [
     path("mail/<int:account_id>/trust-sender/", mail.trust_sender, name="trust_sender"),
     path("mail/inline/", mail.inline_part, name="inline_part"),
     path("mail/image/", mail.image_proxy, name="image_proxy"),
+    # Writing mail (mailbox/views/compose.py).
+    path("mail/<int:account_id>/compose/", compose.compose_new, name="compose_new"),
+    path(
+        "mail/<int:account_id>/respond/",
+        compose.compose_respond,
+        name="compose_respond",
+    ),
+    path("mail/<int:account_id>/edit-draft/", compose.draft_edit, name="draft_edit"),
+    path(
+        "mail-accounts/<int:account_id>/identity/",
+        compose.identity_edit,
+        name="identity_edit",
+    ),
+    path("compose/<int:message_id>/", compose.compose_edit, name="compose_edit"),
+    path(
+        "compose/<int:message_id>/status/",
+        compose.compose_status,
+        name="compose_status",
+    ),
+    path("compose/autosave/", compose.compose_autosave, name="compose_autosave"),
+    path("compose/addresses/", compose.correspondents, name="compose_correspondents"),
+    path("compose/outbox/", compose.outbox, name="outbox"),
 ]

@@ -82,6 +82,13 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.google",
+    "allauth.socialaccount.providers.microsoft",
+    "allauth.usersessions",
+    "allauth.headless",
+    "rest_framework",
+    "drf_spectacular",
     "csp",
     "webmail",
     "accounts",
@@ -100,6 +107,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "webmail.middleware.UserLanguageMiddleware",
     "webmail.middleware.UserTimeZoneMiddleware",
 ]
 
@@ -208,6 +216,91 @@ MFA_TOTP_ISSUER = env_str("WEBMAIL_SITE_NAME", "Webmail")
 # Operators may close sign-up; staff then create users in the admin.
 WEBMAIL_SIGNUP_OPEN = env_bool("WEBMAIL_SIGNUP_OPEN", True)
 
+# --- Gmail and Microsoft mailboxes (OAuth2) ------------------------------------------
+# allauth's provider flow connects mailboxes (it never signs anyone in here):
+# mailbox.oauth keeps the tokens, encrypted, on the mail account. Register the app
+# with Google / Microsoft (README) and give its client id and secret here, or as a
+# "social application" in the admin.
+SOCIALACCOUNT_ADAPTER = "mailbox.oauth.SocialAdapter"
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+
+
+def _oauth_app(prefix: str) -> list[dict[str, object]]:
+    client_id = env_str(f"WEBMAIL_{prefix}_CLIENT_ID")
+    if not client_id:
+        return []
+    return [{"client_id": client_id, "secret": env_str(f"WEBMAIL_{prefix}_SECRET")}]
+
+
+SOCIALACCOUNT_PROVIDERS = {
+    "google": {
+        "APPS": _oauth_app("GOOGLE"),
+        "SCOPE": ["openid", "email", "profile", "https://mail.google.com/"],
+        # A refresh token comes only with offline access, and only on consent.
+        "AUTH_PARAMS": {"access_type": "offline", "prompt": "consent"},
+        "OAUTH_PKCE_ENABLED": True,
+    },
+    "microsoft": {
+        "APPS": _oauth_app("MICROSOFT"),
+        "TENANT": env_str("WEBMAIL_MICROSOFT_TENANT", "common"),
+        "SCOPE": [
+            "openid",
+            "email",
+            "profile",
+            "offline_access",
+            "User.Read",
+            "https://outlook.office.com/IMAP.AccessAsUser.All",
+            "https://outlook.office.com/POP.AccessAsUser.All",
+            "https://outlook.office.com/SMTP.Send",
+        ],
+        "AUTH_PARAMS": {"prompt": "select_account"},
+        "OAUTH_PKCE_ENABLED": True,
+    },
+}
+# Mail servers of a provider, when they are not the public ones of
+# mailbox.autoconfig: {"google": {"imap": (host, port, security), ...}}.
+WEBMAIL_OAUTH_MAIL_SERVERS: dict[str, dict[str, tuple[str, int, str]]] = {}
+
+# --- REST API for mobile apps (/api/v1/) ---------------------------------------------
+# Apps sign in through allauth's headless API at /_allauth/app/v1/ and send the
+# session token it returns in X-Session-Token; the browser UI keeps its own pages.
+HEADLESS_CLIENTS = ("app",)
+HEADLESS_ONLY = False
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "mailbox.api.authentication.SessionTokenAuthentication",
+        # The browsable API, for a signed-in browser; CSRF-checked by DRF.
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["mailbox.api.throttling.UserThrottle"],
+    # Per signed-in user, e.g. "600/min"; WEBMAIL_API_RATE overrides.
+    "DEFAULT_THROTTLE_RATES": {"user": env_str("WEBMAIL_API_RATE", "600/min")},
+    "EXCEPTION_HANDLER": "mailbox.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Webmail API",
+    "DESCRIPTION": (
+        "Mail of the signed-in user's IMAP and POP3 accounts. Sign in at "
+        "/_allauth/app/v1/auth/login and send the session token in X-Session-Token."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "SecurityEnum": "accounts.models.Security",
+        "KindEnum": "accounts.models.AccountKind",
+    },
+}
+
 # --- e-mail that the app itself sends (password resets) ----------------------------
 EMAIL_BACKEND = env_str(
     "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
@@ -225,7 +318,7 @@ ADMINS = [("Admin", a) for a in env_list("DJANGO_ADMINS")]
 # --- internationalisation -------------------------------------------------------------
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("fr", "Français")]
-LOCALE_PATHS = [BASE_DIR / "locale"]
+LOCALE_PATHS = [BASE_DIR / "webmail" / "locale"]
 TIME_ZONE = env_str("DJANGO_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
@@ -274,11 +367,16 @@ WEBMAIL_AUTOCONFIG_HTTPS_PORT = env_int("WEBMAIL_AUTOCONFIG_HTTPS_PORT", 443)
 WEBMAIL_DNS_SERVERS = env_list("WEBMAIL_DNS_SERVERS")
 # Storage quota of each user in the server-side store, in MiB (admins change it).
 WEBMAIL_DEFAULT_QUOTA_MB = env_int("WEBMAIL_DEFAULT_QUOTA_MB", 2048)
+# Attachments of one outgoing message may total this much (MB).
+WEBMAIL_ATTACHMENT_MAX_MB = env_int("WEBMAIL_ATTACHMENT_MAX_MB", 25)
 
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 # Without Redis (embedded mode) tasks run inline in the web process.
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+# Inline, a retry comes at once (no countdown): sending tries once more, then the
+# message is "Not sent" with the server's reply, rather than holding the page.
+WEBMAIL_EAGER_SEND_RETRIES = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -304,6 +402,10 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-quotas": {
         "task": "mailbox.tasks.reconcile_quotas",
         "schedule": 6 * 3600.0,
+    },
+    "prune-sync-tombstones": {
+        "task": "mailbox.tasks.prune_sync_tombstones",
+        "schedule": 24 * 3600.0,
     },
 }
 

@@ -11,8 +11,10 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 WEBMAIL_ALLOW_PRIVATE_HOSTS = True
 WEBMAIL_NETWORK_TIMEOUT = 5
 MEDIA_ROOT = DATA_DIR / "test-media"
-# Tasks run inline, except in a worker process started by the tests.
+# Tasks run inline, except in a worker process started by the tests; inline,
+# sending goes through all its retries, so the retry rules are tested too.
 CELERY_TASK_ALWAYS_EAGER = not os.environ.get("WEBMAIL_TEST_LIVE_CELERY")
+WEBMAIL_EAGER_SEND_RETRIES = 6
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # A Celery worker started by the tests is another process: it must see the test

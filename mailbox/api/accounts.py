@@ -84,6 +84,25 @@ class AccountInput(serializers.Serializer):
     import_folder = serializers.CharField(
         max_length=1000, required=False, allow_blank=True
     )
+    folder_sent = serializers.CharField(
+        max_length=1000,
+        required=False,
+        allow_blank=True,
+        help_text="IMAP: the folder for sent mail; empty: found automatically "
+        "(likewise folder_drafts, folder_trash, folder_junk, folder_archive).",
+    )
+    folder_drafts = serializers.CharField(
+        max_length=1000, required=False, allow_blank=True
+    )
+    folder_trash = serializers.CharField(
+        max_length=1000, required=False, allow_blank=True
+    )
+    folder_junk = serializers.CharField(
+        max_length=1000, required=False, allow_blank=True
+    )
+    folder_archive = serializers.CharField(
+        max_length=1000, required=False, allow_blank=True
+    )
     smtp_host = serializers.CharField(max_length=253, required=False, allow_blank=True)
     smtp_security = serializers.ChoiceField(choices=Security.choices, required=False)
     smtp_port = serializers.IntegerField(

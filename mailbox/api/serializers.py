@@ -232,6 +232,7 @@ class MailAccountSerializer(serializers.ModelSerializer):
             "remove_after_days",
             "import_folder",
             "import_target",
+            "special_folders",
             "smtp_host",
             "smtp_port",
             "smtp_security",

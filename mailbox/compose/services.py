@@ -312,7 +312,7 @@ def _imap_append(
     flags = [append.SEEN, append.DRAFT] if draft else [append.SEEN]
 
     def run(client):  # noqa: ANN001, ANN202
-        folder = append.special_folder(client, use)
+        folder = append.special_folder(client, use, chosen=account.special_folders)
         validity, uid = append.append(client, folder, data, flags)
         return folder, validity, uid
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
@@ -29,9 +29,18 @@ ANSWERED = b"\\Answered"
 FORWARDED = b"$Forwarded"
 
 
-def special_folder(client: IMAPClient, use: SpecialUse, *, create: bool = True) -> str:
-    """The name of the account's folder for ``use``; created when missing."""
-    for folder in list_folders(client, with_counts=False):
+def special_folder(
+    client: IMAPClient,
+    use: SpecialUse,
+    *,
+    create: bool = True,
+    chosen: Mapping[str, str] | None = None,
+) -> str:
+    """The name of the account's folder for ``use``; created when missing.
+
+    ``chosen``: the folders the user picked per use (the account's setting).
+    """
+    for folder in list_folders(client, with_counts=False, chosen=chosen):
         if folder.special_use == use and folder.selectable:
             return folder.name
     if not create:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import imaplib
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from django.utils.translation import gettext as _
@@ -313,7 +313,12 @@ def _status(client: IMAPClient, name: str) -> tuple[int | None, int | None]:
 # -- building the tree -----------------------------------------------------
 
 
-def list_folders(client: IMAPClient, *, with_counts: bool = True) -> list[Folder]:
+def list_folders(
+    client: IMAPClient,
+    *,
+    with_counts: bool = True,
+    chosen: Mapping[str, str] | None = None,
+) -> list[Folder]:
     """All folders as a tree in display order, each child right after its parent.
 
     INBOX first, then the special-use folders (Drafts, Sent, Archive, Junk,
@@ -321,6 +326,9 @@ def list_folders(client: IMAPClient, *, with_counts: bool = True) -> list[Folder
     value); the same order at every level. A parent the server does not list is
     added as a non-selectable folder. ``total``/``unread`` are None without
     ``with_counts`` and for folders that cannot be selected.
+
+    ``chosen`` maps a special use to the folder the user picked for it (the
+    account's setting): that folder gets the use, and no other folder keeps it.
     """
     counts: dict[str, tuple[int | None, int | None]] = {}
     if with_counts and client.has_capability("LIST-STATUS"):
@@ -330,6 +338,8 @@ def list_folders(client: IMAPClient, *, with_counts: bool = True) -> list[Folder
     else:
         listed = _plain_list(client)
     folders = _build(listed, fallbacks=not client.has_capability("SPECIAL-USE"))
+    if chosen:
+        folders = _with_chosen_uses(folders, chosen)
     if not with_counts:
         return folders
     counted = []
@@ -339,6 +349,20 @@ def list_folders(client: IMAPClient, *, with_counts: bool = True) -> list[Folder
             folder = replace(folder, total=total, unread=unread)
         counted.append(folder)
     return counted
+
+
+def _with_chosen_uses(folders: list[Folder], chosen: Mapping[str, str]) -> list[Folder]:
+    """The user's choices win over the server's attributes and our name guesses."""
+    use_of = {name: SpecialUse(use) for use, name in chosen.items() if name}
+    taken = set(use_of.values())
+    result = []
+    for folder in folders:
+        if folder.name in use_of:
+            folder = replace(folder, special_use=use_of[folder.name])
+        elif folder.special_use in taken:
+            folder = replace(folder, special_use=None)
+        result.append(folder)
+    return result
 
 
 def _build(listed: list[_Listed], *, fallbacks: bool) -> list[Folder]:

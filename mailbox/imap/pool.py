@@ -53,7 +53,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 from redis.exceptions import RedisError
 
 from accounts.servers import ServerSettings
-from mailbox import net
+from mailbox import net, oauth
 from mailbox.errors import Problem, ServerProblem
 from mailbox.imap import session
 
@@ -488,8 +488,11 @@ class ConnectionPool:
                 skey, limit=limit, lease=slot_lease_seconds(), wait=slot_wait_seconds()
             )
         try:
-            client = session.connect(
-                server, account.get_password(), timeout=net.timeout_seconds()
+            client = oauth.with_login_retry(
+                account,
+                lambda secret: session.connect(
+                    server, secret, timeout=net.timeout_seconds()
+                ),
             )
         except BaseException:
             with contextlib.suppress(Exception):
@@ -545,14 +548,16 @@ class ConnectionPool:
             if drop_idle:  # a dead server killed its siblings too
                 doomed.extend(self._idle.pop(entry.pool_key, []))
         for item in doomed:
-            with self._lock:
-                self._live.discard(item)
             _close(item.client, logout=logout)
             try:
                 item.backend.release(item.slot_key, item.token)
             except Exception:
                 # The lease expires on its own.
                 logger.exception("imap pool: could not release a slot")
+            # Counted as live until its slot is free, so that "no live
+            # connection" also means "no slot held" (stats, tests).
+            with self._lock:
+                self._live.discard(item)
         logger.info(
             "imap pool: account %s dropped %s connection(s)",
             entry.account_id,

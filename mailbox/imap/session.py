@@ -10,7 +10,7 @@ import ssl
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from accounts.models import Security
+from accounts.models import OAuthToken, Security
 from accounts.servers import ServerSettings
 from mailbox import net
 from mailbox.errors import Problem, ServerProblem
@@ -63,12 +63,30 @@ class _Client(IMAPClient):
         return super().close_folder()
 
     def rename_folder(self, old_name, new_name):  # type: ignore[no-untyped-def]
-        self.selected_folder = None
+        self._leave_folder()
         return super().rename_folder(old_name, new_name)
 
     def delete_folder(self, folder):  # type: ignore[no-untyped-def]
-        self.selected_folder = None
+        self._leave_folder()
         return super().delete_folder(folder)
+
+    def _leave_folder(self) -> None:
+        """Close the selected folder, if any, before a folder is renamed or deleted.
+
+        Dovecot ends a session whose selected folder is renamed or deleted, even
+        by the session itself (the next command meets EOF). UNSELECT where the
+        server has it; else EXAMINE INBOX and CLOSE, because CLOSE of a folder
+        opened read-write would expunge its \\Deleted messages (RFC 3501 §6.4.2),
+        and a read-only one is closed without.
+        """
+        self.selected_folder = None
+        if self._imap.state != "SELECTED":
+            return
+        if self.has_capability("UNSELECT"):
+            super().unselect_folder()
+        else:
+            super().select_folder("INBOX", readonly=True)
+            super().close_folder()
 
 
 def connect(server: ServerSettings, password: str, *, timeout: float) -> IMAPClient:
@@ -91,7 +109,10 @@ def connect(server: ServerSettings, password: str, *, timeout: float) -> IMAPCli
                 if not client.has_capability("STARTTLS"):
                     raise ServerProblem(Problem.TLS, "STARTTLS is not offered")
                 client.starttls(net.tls_context())
-            client.login(server.username, password)
+            if isinstance(password, OAuthToken):
+                client.oauth2_login(server.username, password)
+            else:
+                client.login(server.username, password)
         except LoginError as exc:
             _close(client)
             raise ServerProblem(Problem.AUTH) from exc

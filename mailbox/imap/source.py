@@ -58,7 +58,8 @@ class ImapSource:
     # -- folders -----------------------------------------------------------------
 
     def folders(self) -> list[Folder]:
-        return self._run(folders.list_folders)
+        chosen = self.account.special_folders
+        return self._run(lambda c: folders.list_folders(c, chosen=chosen))
 
     def create_folder(self, name: str, parent: str | None = None) -> str:
         return self._run(lambda c: folders.create_folder(c, name, parent), retry=False)
@@ -172,7 +173,11 @@ class ImapSource:
             trash = next(
                 (
                     f.name
-                    for f in folders.list_folders(client, with_counts=False)
+                    for f in folders.list_folders(
+                        client,
+                        with_counts=False,
+                        chosen=self.account.special_folders,
+                    )
                     if f.special_use == SpecialUse.TRASH
                 ),
                 None,

@@ -11,9 +11,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.models import AccountKind
 from accounts.selectors import mail_account_get, mail_account_list
 from accounts.services import mail_account_delete
-from mailbox import autoconfig, setup, tasks
+from mailbox import autoconfig, oauth, setup, tasks
 from mailbox.errors import ServerProblem
 from mailbox.forms import MailAccountForm, SetupAssistantForm
 from mailbox.store.models import ImportJob
@@ -28,7 +29,20 @@ def account_list(request: HttpRequest) -> HttpResponse:
         account.latest_job = (
             account.import_jobs.first() if account.is_pop else None  # type: ignore[attr-defined]
         )
-    return render(request, "mailbox/account_list.html", {"accounts": accounts})
+    context = {"accounts": accounts, "oauth_providers": oauth.configured_providers()}
+    return render(request, "mailbox/account_list.html", context)
+
+
+@login_required
+@require_POST
+def account_connect(request: HttpRequest, provider: str) -> HttpResponse:
+    """Connect (or reconnect) a Gmail or Microsoft mailbox through OAuth2."""
+    if provider not in {p.id for p in oauth.configured_providers()}:
+        raise Http404("provider not configured")
+    kind = request.POST.get("kind", AccountKind.IMAP)
+    if kind not in AccountKind.values:
+        kind = AccountKind.IMAP
+    return oauth.connect_start(request, provider, kind)
 
 
 @login_required
@@ -62,7 +76,7 @@ def account_add(request: HttpRequest) -> HttpResponse:
                 smtp_password=form.smtp_secret() or "",
             )
         except ServerProblem as problem:
-            form.add_error(None, _login_failed(form, problem))
+            form.add_error(None, form.login_failed(problem))
         except ValidationError as error:
             # A rule checked again on save (say, the import target was removed
             # meanwhile): shown on the form, nothing saved.
@@ -79,6 +93,7 @@ def account_add(request: HttpRequest) -> HttpResponse:
         "assistant": assistant,
         "found": found,
         "looked_up": assistant.is_bound and assistant.is_valid(),
+        "oauth_providers": oauth.configured_providers(),
     }
     return render(request, "mailbox/account_form.html", context)
 
@@ -99,7 +114,7 @@ def account_edit(request: HttpRequest, account_id: int) -> HttpResponse:
                 smtp_password=form.smtp_secret(),
             )
         except ServerProblem as problem:
-            form.add_error(None, _login_failed(form, problem))
+            form.add_error(None, form.login_failed(problem))
         except ValidationError as error:
             # A rule checked again on save (say, the import target was removed
             # meanwhile): shown on the form, nothing saved.
@@ -124,15 +139,6 @@ def account_delete(request: HttpRequest, account_id: int) -> HttpResponse:
         )
         return redirect("mailbox:account_list")
     return render(request, "mailbox/account_confirm_delete.html", {"account": account})
-
-
-def _login_failed(form: MailAccountForm, problem: ServerProblem) -> str:
-    server = form.server()
-    return _("%(host)s:%(port)s — %(message)s Nothing was saved.") % {
-        "host": server.host,
-        "port": server.port,
-        "message": problem.message,
-    }
 
 
 @login_required

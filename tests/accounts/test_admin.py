@@ -122,3 +122,35 @@ def test_only_staff_reach_the_admin(client, user):
     assert anonymous.redirect_chain[-1][0].startswith(reverse("account_login"))
     member = login(user).get(reverse("admin:index"), follow=True)
     assert member.status_code == 403
+
+
+def test_connected_account_shows_its_provider_never_its_tokens(superuser, user):
+    """An OAuth2 account: the admin sees the provider and the expiry only."""
+    from django.utils import timezone
+
+    from accounts.services import OAuthTokens, mail_account_connect_oauth
+
+    account = mail_account_connect_oauth(
+        user=user,
+        kind=AccountKind.IMAP,
+        provider="google",
+        email="alice@gmail.com",
+        server=ServerSettings("imap.gmail.com", 993, Security.SSL, "alice@gmail.com"),
+        smtp=None,
+        tokens=OAuthTokens(
+            access="ya29.access-token-value",
+            refresh="1//refresh-token-value",
+            expires_at=timezone.now(),
+        ),
+    )
+    client = login(superuser)
+    url = reverse("admin:accounts_mailaccount_change", args=[account.pk])
+    page = client.get(url).content.decode()
+    assert "google" in page
+    for secret in (
+        "ya29.access-token-value",
+        "1//refresh-token-value",
+        account.oauth_access_encrypted,
+        account.oauth_refresh_encrypted,
+    ):
+        assert secret not in page

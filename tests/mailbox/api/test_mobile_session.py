@@ -124,6 +124,12 @@ def test_update_changes_only_what_is_sent_and_keeps_the_password(
     saved = MailAccount.objects.get(pk=account["id"])
     assert saved.get_password() == mail_user.password
 
+    response = app.patch(
+        f"{API}/accounts/{account['id']}/", {"folder_sent": "INBOX/Sent mail"}
+    )
+    assert response.json()["special_folders"] == {"sent": "INBOX/Sent mail"}
+    assert response.json()["label"] == "Work"
+
     response = app.patch(f"{API}/accounts/{account['id']}/", {"password": "wrong"})
     assert response.status_code == 400
     saved.refresh_from_db()

@@ -548,3 +548,34 @@ def test_delta_sync_reports_added_changed_and_removed(
     again = source.changes("INBOX", delta.state)
     assert (again.added, again.removed) == ((), ())
 
+
+
+def test_the_user_chooses_a_special_folder(
+    server, server_user, server_account, user_client
+):
+    """Where the guess is wrong, the account's settings pick the Sent folder:
+    the folder list marks it, no other folder keeps the role, and the Sent copy
+    of a message goes there."""
+    from mailbox.imap import append, pool
+
+    source = ImapSource(server_account)
+    mine = source.create_folder("Outbox Copies")
+    url = reverse("mailbox:account_edit", args=[server_account.pk])
+    form = user_client.get(url).context["form"]
+    data = {k: v for k, v in form.initial.items() if v is not None}
+    data["folder_sent"] = mine
+    response = user_client.post(url, {**data, "password": ""})
+    assert response.status_code == 302, response.context["form"].errors
+    server_account.refresh_from_db()
+    assert server_account.special_folders == {"sent": mine}
+
+    uses = {f.name: f.special_use for f in ImapSource(server_account).folders()}
+    assert uses[mine] == SpecialUse.SENT
+    assert uses[server.folder_name("Sent")] is None
+    chosen = pool.run(
+        server_account,
+        lambda client: append.special_folder(
+            client, SpecialUse.SENT, chosen=server_account.special_folders
+        ),
+    )
+    assert chosen == mine
