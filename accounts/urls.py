@@ -6,4 +6,5 @@ app_name = "accounts"
 
 urlpatterns = [
     path("", views.preferences, name="preferences"),
+    path("language/", views.language, name="language"),
 ]

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import AccountKind, MailAccount, User
 from mailbox.errors import ServerProblem
@@ -46,7 +47,7 @@ def import_pop_account(self: Task, account_id: int, job_id: int | None = None) -
             ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
                 status=ImportJob.Status.DONE,
                 finished_at=timezone.now(),
-                error="Another import of this account was running.",
+                error=_("Another import of this account was running."),
             )
 
 

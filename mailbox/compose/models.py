@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import MailAccount
 
@@ -34,7 +35,7 @@ class OutgoingMessage(models.Model):
         DRAFT = "draft", _("Draft")
         QUEUED = "queued", _("Waiting to be sent")
         SENDING = "sending", _("Sending")
-        SENT = "sent", _("Sent")
+        SENT = "sent", pgettext_lazy("message state", "Sent")
         FAILED = "failed", _("Not sent")
 
     class Kind(models.TextChoices):

@@ -431,11 +431,19 @@ def bulk_action(request: HttpRequest, account_id: int) -> HttpResponse:
         source.set_flags(folder, uids, validity=validity, flagged=action == "flag")
     elif action == "move":
         also = source.move(folder, uids, validity=validity, to_folder=data["to_folder"])
-        messages.success(request, _("Moved %(n)d message(s).") % {"n": len(uids)})
+        messages.success(
+            request,
+            ngettext("Moved %(n)d message.", "Moved %(n)d messages.", len(uids))
+            % {"n": len(uids)},
+        )
         _also_expunged(request, also)
     elif action == "delete":
         also = source.delete(folder, uids, validity=validity)
-        messages.success(request, _("Deleted %(n)d message(s).") % {"n": len(uids)})
+        messages.success(
+            request,
+            ngettext("Deleted %(n)d message.", "Deleted %(n)d messages.", len(uids))
+            % {"n": len(uids)},
+        )
         _also_expunged(request, also)
     return redirect(_back(request, _list_url(account_id, folder)))
 
