@@ -549,7 +549,6 @@ def test_delta_sync_reports_added_changed_and_removed(
     assert (again.added, again.removed) == ((), ())
 
 
-
 def test_the_user_chooses_a_special_folder(
     server, server_user, server_account, user_client
 ):
