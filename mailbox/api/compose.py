@@ -25,7 +25,7 @@ from mailbox.api.serializers import FolderNameField, uid_field, validity_field
 from mailbox.compose import build, services
 from mailbox.compose.models import OutgoingMessage
 from mailbox.compose.selectors import outgoing_get, outgoing_list
-from mailbox.views.compose import CappedUploadHandler
+from mailbox.compose.uploads import cap_uploads
 
 MAX_LIST = 200
 
@@ -265,9 +265,7 @@ class AttachmentUploadApi(APIView):
     def initialize_request(self, request, *args: Any, **kwargs: Any) -> Request:  # noqa: ANN001
         # Uploads stream to temporary files and stop at the size limit; set
         # before anything (CSRF check, parsing) reads the body.
-        request.upload_handlers = [
-            CappedUploadHandler(request, services.attachment_limit_bytes())
-        ]
+        cap_uploads(request)
         return super().initialize_request(request, *args, **kwargs)
 
     @extend_schema(

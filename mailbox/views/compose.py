@@ -14,7 +14,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.files.uploadhandler import SkipFile, TemporaryFileUploadHandler
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -32,6 +31,7 @@ from mailbox.access import account_for_user
 from mailbox.compose import build, services
 from mailbox.compose.models import OutgoingMessage
 from mailbox.compose.selectors import outgoing_get, outgoing_list
+from mailbox.compose.uploads import CappedUploadHandler, cap_uploads
 from mailbox.forms import MessageRefForm
 from mailbox.forms_compose import ComposeForm, IdentityForm, RespondForm
 from mailbox.views.mail import mail_errors
@@ -42,32 +42,6 @@ RECENT_CORRESPONDENTS = 50
 _ADDRESS_FIELDS = ("to", "cc", "bcc")
 # How often the page's script saves a changed draft.
 AUTOSAVE_SECONDS = 30
-
-
-class CappedUploadHandler(TemporaryFileUploadHandler):
-    """Uploads go to temporary files; past ``limit`` bytes in all, files are skipped."""
-
-    def __init__(self, request: HttpRequest, limit: int) -> None:
-        super().__init__(request)
-        self.limit = limit
-        self.received = 0
-        self.refused = False
-
-    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
-        self.received += len(raw_data)
-        if self.received > self.limit:
-            self.refused = True
-            raise SkipFile
-        return super().receive_data_chunk(raw_data, start)
-
-
-def cap_uploads(request: HttpRequest, already: int = 0) -> CappedUploadHandler:
-    """Install the capped handler; call before anything reads ``request.POST``."""
-    handler = CappedUploadHandler(
-        request, max(0, services.attachment_limit_bytes() - already)
-    )
-    request.upload_handlers = [handler]
-    return handler
 
 
 def _correspondents(request: HttpRequest) -> list:
