@@ -233,7 +233,9 @@ def suggest(address: str) -> Suggestion | None:
     return None
 
 
-def _suggestion(provider: Provider, address: str, source: str) -> Suggestion:
+def suggestion_of(provider: Provider, address: str, source: str) -> Suggestion:
+    """A provider's settings for ``address`` (user names filled in)."""
+
     def settings_of(endpoint: Endpoint | None) -> ServerSettings | None:
         return endpoint.for_address(address) if endpoint else None
 
@@ -251,7 +253,7 @@ def _suggestion(provider: Provider, address: str, source: str) -> Suggestion:
 def builtin(address: str, domain: str) -> Suggestion | None:
     for provider in PROVIDERS:
         if domain in provider.domains:
-            return _suggestion(provider, address, "builtin")
+            return suggestion_of(provider, address, "builtin")
     return None
 
 
@@ -428,5 +430,5 @@ def from_mx(address: str, domain: str) -> Suggestion | None:
                 exchange == suffix or exchange.endswith("." + suffix)
                 for suffix in provider.mx_suffixes
             ):
-                return _suggestion(provider, address, "mx")
+                return suggestion_of(provider, address, "mx")
     return None

@@ -87,7 +87,8 @@ class SetupAssistantForm(forms.Form):
                 initial["username"] = ""  # the form's default: the address
         if found.smtp is not None:
             initial.update(found.smtp.as_smtp_fields())
-            if found.smtp.username in (email, getattr(incoming, "username", None)):
+            same = (email, incoming.username if incoming else None)
+            if found.smtp.username in same:
                 initial["smtp_username"] = ""
         return initial
 

@@ -109,11 +109,8 @@ def mail_servers(provider_id: str, email: str) -> dict[str, ServerSettings | Non
     table = next(
         p for p in autoconfig.PROVIDERS if p.name == PROVIDERS[provider_id].table_name
     )
-    return {
-        "imap": table.imap.for_address(email) if table.imap else None,
-        "pop3": table.pop3.for_address(email) if table.pop3 else None,
-        "smtp": table.smtp.for_address(email) if table.smtp else None,
-    }
+    found = autoconfig.suggestion_of(table, email, "builtin")
+    return {"imap": found.imap, "pop3": found.pop3, "smtp": found.smtp}
 
 
 # --- tokens ----------------------------------------------------------------------

@@ -398,3 +398,20 @@ def test_connected_gmail_sends_with_a_fresh_token(
     assert smtp_server.logins == ["XOAUTH2"]
     assert providers.refreshes == before + 1
     assert len(smtp_server.received) == 1
+
+
+def test_providers_mail_servers_come_from_the_assistants_table(settings):
+    """Without an operator's override, the public servers, logging in as the address."""
+    from accounts.models import Security
+    from accounts.servers import ServerSettings
+
+    settings.WEBMAIL_OAUTH_MAIL_SERVERS = {}
+    google = oauth.mail_servers("google", "ann@gmail.com")
+    assert google["imap"] == ServerSettings(
+        "imap.gmail.com", 993, Security.SSL, "ann@gmail.com"
+    )
+    microsoft = oauth.mail_servers("microsoft", "ann@outlook.fr")
+    assert microsoft["pop3"].host == "outlook.office365.com"
+    assert microsoft["smtp"] == ServerSettings(
+        "smtp.office365.com", 587, Security.STARTTLS, "ann@outlook.fr"
+    )
