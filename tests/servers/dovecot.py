@@ -49,6 +49,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from imapclient import IMAPClient
+
 from . import die_with_parent
 from .certs import make_certs
 from .ports import free_port
@@ -662,6 +664,13 @@ service anvil {{
         finally:
             os.close(fd)
         os.replace(tmp, self.passwd_dir / username)
+
+    def login(self, user: MailUser) -> IMAPClient:
+        """Another mail client of ``user``'s mailbox (a phone, say), logged in
+        over plain IMAP on loopback; the caller logs it out."""
+        other = IMAPClient(self.host, self.imap_port, ssl=False, timeout=10)
+        other.login(user.username, user.password)
+        return other
 
     def new_user(self, quota_mb: int | None = 100) -> MailUser:
         """Create a user with a unique name, a random password and an empty Maildir.

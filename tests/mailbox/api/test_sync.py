@@ -11,9 +11,6 @@ from email.message import EmailMessage
 
 import pytest
 
-from accounts.models import Security
-from accounts.servers import ServerSettings
-from mailbox.imap.session import connect
 from mailbox.store import services
 from mailbox.store.models import LocalFolder
 from tests.mailbox.api.conftest import error_of
@@ -38,13 +35,7 @@ def changes_url(account_id: int) -> str:
 @pytest.fixture
 def other(dovecot, mail_user) -> Iterator:
     """Another IMAP client of the same mailbox."""
-    imap = connect(
-        ServerSettings(
-            dovecot.host, dovecot.imap_port, Security.NONE, mail_user.username
-        ),
-        mail_user.password,
-        timeout=5,
-    )
+    imap = dovecot.login(mail_user)
     yield imap
     imap.logout()
 

@@ -43,9 +43,7 @@ def _subjects(page) -> list[str]:
 
 def _other_client(server, user) -> IMAPClient:
     """A second mail client of the same mailbox (a phone, say)."""
-    other = IMAPClient(server.host, server.imap_port, ssl=False, timeout=10)
-    other.login(user.username, user.password)
-    return other
+    return server.login(user)
 
 
 def _list_url(account, folder: str = "INBOX", **params: object) -> str:

@@ -52,9 +52,7 @@ def _links(client, account, folder: str = "INBOX") -> dict[str, str]:
 
 
 def _other(dovecot, mail_user) -> IMAPClient:
-    other = IMAPClient(dovecot.host, dovecot.imap_port, ssl=False, timeout=10)
-    other.login(mail_user.username, mail_user.password)
-    return other
+    return dovecot.login(mail_user)
 
 
 def _uid_of(other: IMAPClient, subject: str) -> int:
