@@ -1,6 +1,7 @@
 """Benchmark: the POP3 import through a real Celery worker, next to raw poplib.
 
     python bench/pop_import.py [--count N] [--size BYTES] [--profile N]
+                               [--inline-max BYTES]
 
 Starts a private Dovecot, Redis (the local one if it answers, database 13:
 not the tests' 15, whose workers would take the task) and a Celery worker on
@@ -17,7 +18,9 @@ messages of about ``--size`` bytes, then measures in one run:
 
 Dovecot's indexes are warmed by one session (UIDL + LIST) before either is
 timed. ``--profile N`` also runs ``importer.run`` in this process under cProfile
-on a fresh mailbox of N messages and prints the top costs.
+on a fresh mailbox of N messages and prints the top costs. ``--inline-max``
+sets ``WEBMAIL_STORE_INLINE_MAX_BYTES`` for this run (0: every message a blob
+file, as before small messages were kept in the database).
 
 Ends with one line:
     pop_import: ratio=<ours/raw throughput> msgs_per_s=<ours> peak_rss_mb=<n>
@@ -101,7 +104,16 @@ def main() -> None:  # noqa: PLR0915
         "--profile", type=int, default=0, help="cProfile importer.run on N messages"
     )
     parser.add_argument("--timeout", type=float, default=1200.0)
+    parser.add_argument(
+        "--inline-max",
+        type=int,
+        default=None,
+        help="WEBMAIL_STORE_INLINE_MAX_BYTES for this run (default: the setting's)",
+    )
     args = parser.parse_args()
+    if args.inline_max is not None:
+        # Read by the settings of this process and of the worker it starts.
+        os.environ["WEBMAIL_STORE_INLINE_MAX_BYTES"] = str(args.inline_max)
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-pop-"))
     try:
@@ -229,7 +241,10 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> None:  # noqa: PLR0915
     ratio = ours_rate / raw_rate
     mb = raw_bytes / 1e6
     print()
-    print(f"machine: nproc={os.cpu_count()}  messages={args.count}  {mb:.1f} MB")
+    print(
+        f"machine: nproc={os.cpu_count()}  messages={args.count}  {mb:.1f} MB  "
+        f"inline up to {settings.WEBMAIL_STORE_INLINE_MAX_BYTES} B"
+    )
     print(f"{'':28}{'seconds':>10}{'msgs/s':>10}{'MB/s':>10}")
     print(f"{'raw poplib UIDL+RETR':28}{raw_s:10.2f}{raw_rate:10.1f}{mb / raw_s:10.2f}")
     print(

@@ -369,6 +369,9 @@ WEBMAIL_DNS_SERVERS = env_list("WEBMAIL_DNS_SERVERS")
 WEBMAIL_DEFAULT_QUOTA_MB = env_int("WEBMAIL_DEFAULT_QUOTA_MB", 2048)
 # Attachments of one outgoing message may total this much (MB).
 WEBMAIL_ATTACHMENT_MAX_MB = env_int("WEBMAIL_ATTACHMENT_MAX_MB", 25)
+# Stored messages up to this many bytes are kept in the database, larger ones as
+# files (mailbox/store/raw.py says why 64 KiB); 0: every message is a file.
+WEBMAIL_STORE_INLINE_MAX_BYTES = env_int("WEBMAIL_STORE_INLINE_MAX_BYTES", 64 * 1024)
 
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL or "memory://"

@@ -17,6 +17,7 @@ from django.db.models.functions import Coalesce
 from mailbox.quota import quota_release, quota_reserve
 from mailbox.store import blobs
 from mailbox.store.models import LocalFolder, StoredMessage
+from mailbox.store.raw import is_inline_size
 from mailbox.store.services import message_add, next_modseq, special_folder
 from mailbox.store.sync import tombstones_add
 
@@ -40,27 +41,39 @@ def copy_add(
 ) -> StoredMessage:
     """Store ``data`` in the user's special folder ``use`` (Sent or Drafts).
 
-    Raises StoreFull when the quota has no room (nothing is stored then).
+    Raises StoreFull when the quota has no room (nothing is stored then). A
+    small message is kept in the database with its row, a larger one as a
+    blob (``store.raw``).
     """
-    with tempfile.NamedTemporaryFile(dir=blobs.temp_dir(), delete=False) as handle:
-        handle.write(data)
-        path = handle.name
-    blob_name = blobs.blob_save(path, user_id=user.pk)
-    with transaction.atomic():
-        if not quota_reserve(user=user, size=len(data)):
-            transaction.on_commit(lambda: blobs.blob_delete(blob_name))
-            raise StoreFull
-        folder = special_folder(user=user, use=use)
-        row = message_add(
-            user=user,
-            account=account,
-            folder=folder,
-            uidl="",
-            blob_name=blob_name,
-            size=len(data),
-        )
-        if seen:
-            StoredMessage.objects.filter(pk=row.pk).update(seen=True)
+    inline = is_inline_size(len(data))
+    blob_name = ""
+    if not inline:
+        with tempfile.NamedTemporaryFile(dir=blobs.temp_dir(), delete=False) as handle:
+            handle.write(data)
+            path = handle.name
+        blob_name = blobs.blob_save(path, user_id=user.pk)
+    try:
+        with transaction.atomic():
+            if not quota_reserve(user=user, size=len(data)):
+                raise StoreFull
+            folder = special_folder(user=user, use=use)
+            row = message_add(
+                user=user,
+                account=account,
+                folder=folder,
+                uidl="",
+                blob_name=blob_name,
+                size=len(data),
+                data=data if inline else None,
+            )
+            if seen:
+                StoredMessage.objects.filter(pk=row.pk).update(seen=True)
+    except BaseException:
+        # Rolled back: no row names the blob. (An on_commit callback would
+        # be dropped with the rollback.)
+        if blob_name:
+            _blob_delete(blob_name)
+        raise
     return row
 
 
@@ -88,8 +101,10 @@ def copy_remove(*, user: User, message_id: int) -> bool:
             ids=[row["pk"]],
             modseq=next_modseq(user=user),
         )
+        # Inline bytes went with the row; a blob goes once this commits.
         name = row["blob"]
-        transaction.on_commit(lambda: _blob_delete(name))
+        if name:
+            transaction.on_commit(lambda: _blob_delete(name))
     return True
 
 

@@ -11,7 +11,7 @@ import poplib
 import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from accounts.models import OAuthToken, Security
 from accounts.servers import ServerSettings
@@ -103,6 +103,12 @@ _HEADER_LIMIT = 1024 * 1024  # TOP n 0 is a header; a longer one is cut for hash
 HEADER_HASH_PREFIX = "hdr:"
 # RETRs in flight on a server with PIPELINING (see pipeline_depth).
 PIPELINE_DEPTH = 32
+
+
+class _Writer(Protocol):
+    """Where a RETR answer goes: a binary file, or anything that writes bytes."""
+
+    def write(self, data: bytes, /) -> object: ...
 
 
 class _Lost(ConnectionResetError):
@@ -294,19 +300,44 @@ def retrieve_to_file(
     command went out earlier (``send_retrieve``) and only its answer is read.
     """
     with net.translated_errors(), open(path, "wb") as out:
-        if sent:
-            _response(client)
-        else:
-            _command(client, f"RETR {number}")
-        written = _copy_answer(client.file, out, head, head_limit)
+        written = retrieve_to(
+            client, number, out, head=head, head_limit=head_limit, sent=sent
+        )
         if fsync:
             out.flush()
             os.fsync(out.fileno())
     return written
 
 
+def retrieve_to(
+    client: poplib.POP3,
+    number: int,
+    out: _Writer,
+    *,
+    head: bytearray | None = None,
+    head_limit: int = 0,
+    sent: bool = False,
+) -> int:
+    """RETR one message into ``out`` (anything with ``write(bytes)``); return
+    its size.
+
+    As ``retrieve_to_file`` without the file: the message is handed to
+    ``out.write`` in blocks of at most about 64 KiB, so the caller decides
+    where it goes (the importer keeps a small message in memory and moves to
+    a file when it grows past its limit). An error raised by ``out.write``
+    that is an OSError counts as a lost connection (ServerProblem), as a
+    failed file write does in ``retrieve_to_file``.
+    """
+    with net.translated_errors():
+        if sent:
+            _response(client)
+        else:
+            _command(client, f"RETR {number}")
+        return _copy_answer(client.file, out, head, head_limit)
+
+
 def _copy_answer(
-    file: BinaryIO, out: BinaryIO, head: bytearray | None, head_limit: int
+    file: BinaryIO, out: _Writer, head: bytearray | None, head_limit: int
 ) -> int:
     """Copy the rest of a multi-line answer to ``out``; return the bytes written.
 
@@ -382,7 +413,7 @@ def _copy_answer(
 
 
 def _write_block(
-    out: BinaryIO,
+    out: _Writer,
     block: list[bytes],
     head: bytearray | None,
     head_limit: int,

@@ -1,5 +1,9 @@
 """Raw messages of the store, as blobs in Django's default storage.
 
+Messages larger than ``WEBMAIL_STORE_INLINE_MAX_BYTES`` only (and those stored
+before small ones went into the database); read any message through
+``raw.py``, which knows where its bytes are.
+
 A blob is written from a finished temporary file (``blob_save``: the download
 streams there first, in ``temp_dir()``), and FileSystemStorage links that file
 into place, so a crash leaves either no blob or a whole one. The POP importer

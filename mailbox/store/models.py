@@ -1,9 +1,11 @@
 """The server-side store: mail imported from POP3 accounts, kept for every device.
 
-A stored message is a row with what a list needs plus its raw bytes as a blob in
-Django's storage (files by default). The UIDL ledger remembers every message ever
-imported from an account — also those deleted here since — so nothing comes back
-twice. Import jobs record each run for the user and the admin.
+A stored message is a row with what a list needs plus its raw bytes: a small
+message's in an ``InlineRaw`` row of the database, a larger one's as a blob in
+Django's storage (files by default; see mailbox/store/raw.py). The UIDL ledger
+remembers every message ever imported from an account — also those deleted here
+since — so nothing comes back twice. Import jobs record each run for the user
+and the admin.
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ class StoredMessage(models.Model):
     flagged = models.BooleanField(default=False)
     answered = models.BooleanField(default=False)
 
-    blob = models.CharField(max_length=255)  # name in default_storage
+    # Name in default_storage; empty: the bytes are in the database (InlineRaw).
+    blob = models.CharField(max_length=255, blank=True)
     # Bumped on every change, for delta sync (see ChangeCounter).
     modseq = models.BigIntegerField(default=0)
     # The modseq at which it came into its folder, for delta sync ("added" or
@@ -99,6 +102,25 @@ class StoredMessage(models.Model):
 
     def __str__(self) -> str:
         return self.subject or f"message {self.pk}"
+
+
+class InlineRaw(models.Model):
+    """The raw bytes of a small stored message (its ``blob`` is empty).
+
+    A table of its own rather than a column of StoredMessage, so that lists,
+    counts and scans of messages never read message bytes (mailbox/store/raw.py).
+    """
+
+    message = models.OneToOneField(
+        StoredMessage,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="inline_raw",
+    )
+    data = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"raw of message {self.message_id}"
 
 
 class UidlEntry(models.Model):

@@ -11,13 +11,15 @@ Choices:
 - Sort by DATE is arrival order (``received_at``), as IMAP's ARRIVAL; FROM sorts
   by the sender's name, or address when there is no name, ignoring case.
 - Search on from/to/subject is ``icontains`` in the database. Body search (the
-  BODY field, and ALL besides the headers) reads blobs: only the newest 2,000
+  BODY field, and ALL besides the headers) reads the messages' bytes (inline or
+  blobs, ``store.raw``): only the newest 2,000
   messages that pass the other filters are scanned, so in a bigger folder older
   messages are found by their headers only.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -46,7 +48,8 @@ from mailbox.sources import (
     SortKey,
     SpecialUse,
 )
-from mailbox.store import blobs, services
+from mailbox.store import raw as store_raw
+from mailbox.store import services
 from mailbox.store import sync as store_sync
 from mailbox.store.models import LocalFolder, StoredMessage
 
@@ -56,7 +59,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BODY_SEARCH_LIMIT = 2000
-# Bigger blobs are searched in their raw bytes only, never parsed for a search.
+# Bigger messages are searched in their raw bytes only, never parsed for a search.
 BODY_PARSE_LIMIT = 2 * 1024 * 1024
 _ENCODED = re.compile(
     rb"(?i)content-transfer-encoding:\s*(base64|quoted-printable)"
@@ -101,12 +104,8 @@ def _addresses(text: str) -> tuple[mime.Address, ...]:
     )
 
 
-def _body_contains(blob_name: str, needle: str) -> bool:
-    """Whether the body of the blob contains ``needle`` (any case); never raises."""
-    try:
-        raw = blobs.blob_read(blob_name)
-    except OSError:
-        return False
+def _body_contains(raw: bytes, needle: str) -> bool:
+    """Whether the body of the message ``raw`` contains ``needle`` (any case)."""
     match = _HEADER_END.search(raw)
     body = raw[match.end() :] if match else raw
     if needle in body.decode("utf-8", "replace").casefold():
@@ -130,17 +129,21 @@ class StoreSource:
 
     # -- folders -----------------------------------------------------------------
 
-    def folders(self) -> list[Folder]:
-        """All the user's folders with counts: Inbox, Drafts, Sent, Trash, the rest.
+    def folders(self, *, counts: bool | None = True) -> list[Folder]:
+        """All the user's folders: Inbox, Drafts, Sent, Trash, the rest.
 
         Each child follows its parent; the others sort by name (case-insensitive,
         numbers by value). A parent missing from the store shows as not selectable.
+        Counts come with the same query, so ``counts`` None means True here;
+        with False, ``total`` and ``unread`` are None.
         """
         services.folders_ensure(user=self.user)
-        rows = LocalFolder.objects.filter(user=self.user).annotate(
-            total=Count("messages"),
-            unread=Count("messages", filter=Q(messages__seen=False)),
-        )
+        rows = LocalFolder.objects.filter(user=self.user)
+        if counts is not False:
+            rows = rows.annotate(
+                total=Count("messages"),
+                unread=Count("messages", filter=Q(messages__seen=False)),
+            )
         by_name: dict[str, LocalFolder | None] = {row.name: row for row in rows}
         for name in list(by_name):
             while services.DELIMITER in name:
@@ -176,8 +179,8 @@ class StoreSource:
                         else None,
                         selectable=row is not None,
                         has_children=bool(children.get(name)),
-                        total=row.total if row is not None else None,  # type: ignore[attr-defined]
-                        unread=row.unread if row is not None else None,  # type: ignore[attr-defined]
+                        total=getattr(row, "total", None),
+                        unread=getattr(row, "unread", None),
                     )
                 )
                 walk(name)
@@ -242,7 +245,11 @@ class StoreSource:
             logger.info("body search limited to %s messages", BODY_SEARCH_LIMIT)
             scanned = scanned[:BODY_SEARCH_LIMIT]
         needle = text.casefold()
-        hits = [pk for pk, blob in scanned if _body_contains(blob, needle)]
+        hits = [
+            pk
+            for pk, raw in store_raw.raw_many(scanned)
+            if raw is not None and _body_contains(raw, needle)
+        ]
         return rows.filter(headers | Q(pk__in=hits))
 
     @staticmethod
@@ -326,9 +333,9 @@ class StoreSource:
 
     def _raw(self, message: StoredMessage) -> bytes:
         try:
-            return blobs.blob_read(message.blob)
+            return store_raw.raw_read(message)
         except OSError as exc:
-            logger.warning("message %s: blob unreadable", message.pk)
+            logger.warning("message %s: bytes unreadable", message.pk)
             raise MessageGone(message.pk) from exc
 
     def message(
@@ -358,7 +365,11 @@ class StoreSource:
 
     def raw(self, folder: str, uid: int, *, validity: int) -> Iterator[bytes]:
         message = self._message(folder, uid, validity)
-        return blobs.blob_chunks(message.blob)
+        try:
+            return store_raw.raw_chunks(message)
+        except OSError as exc:
+            logger.warning("message %s: bytes unreadable", message.pk)
+            raise MessageGone(message.pk) from exc
 
     def attachment(
         self, folder: str, uid: int, part_id: str, *, validity: int
@@ -375,10 +386,9 @@ class StoreSource:
         if info is None:
             raise MessageGone(uid)
         try:
-            with blobs.blob_open(message.blob) as handle:
-                # Parses the whole file now; the iterator holds only the part.
-                chunks = mime.iter_part_payload(handle, part_id)
-        except (mime.PartNotFound, OSError) as exc:
+            # Parses the whole message now; the iterator holds only the part.
+            chunks = mime.iter_part_payload(io.BytesIO(raw), part_id)
+        except mime.PartNotFound as exc:
             raise MessageGone(uid) from exc
         return Download(info=info, chunks=chunks)
 

@@ -76,15 +76,21 @@ def test_import_now_runs_on_the_worker(
     assert "12 of 12" in page
 
 
+@pytest.mark.parametrize(
+    ("count", "size"), [(2000, 4_000), (400, 80_000)], ids=["inline", "files"]
+)
 def test_worker_killed_mid_import_loses_nothing_and_duplicates_nothing(
-    live_celery, settings, pop_account, dovecot, mail_user
+    live_celery, settings, pop_account, dovecot, mail_user, count, size
 ):
-    """SIGKILL in the middle of an import, restart, import again: exactly once."""
+    """SIGKILL in the middle of an import, restart, import again: exactly once,
+    small messages (kept in the database) and large ones (files) alike."""
     from mailbox import tasks
+    from mailbox.store.models import InlineRaw
+    from mailbox.store.raw import raw_read
 
     pop_account.leave_on_server = False
     pop_account.save()
-    dovecot.generate(mail_user.username, 400, size=20_000)
+    dovecot.generate(mail_user.username, count, size=size)
     from django.db import transaction
 
     with transaction.atomic():
@@ -96,7 +102,7 @@ def test_worker_killed_mid_import_loses_nothing_and_duplicates_nothing(
         time.sleep(0.02)
     live_celery.kill()
     stored_at_kill = stored.count()
-    assert 0 < stored_at_kill < 400
+    assert 0 < stored_at_kill < count
     # The killed worker's import lock lapses after its short lease (2 s here).
     time.sleep(3)
     live_celery.start()
@@ -104,6 +110,14 @@ def test_worker_killed_mid_import_loses_nothing_and_duplicates_nothing(
         again = tasks.import_start(account=pop_account, trigger="manual")
     job = wait_job(again, until=("done", "failed"), timeout=120)
     assert job.status == "done", job.error
-    assert stored.count() == 400
-    assert stored.values("uidl").distinct().count() == 400
+    assert stored.count() == count
+    assert stored.values("uidl").distinct().count() == count
+    assert stored.values("message_id").distinct().count() == count
     assert dovecot.count(mail_user.username) == 0
+    inline = stored.filter(blob="")
+    assert inline.count() == (
+        count if size <= settings.WEBMAIL_STORE_INLINE_MAX_BYTES else 0
+    )
+    assert InlineRaw.objects.count() == inline.count()
+    for message in stored.order_by("?")[:20]:
+        assert len(raw_read(message)) == message.size

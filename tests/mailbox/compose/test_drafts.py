@@ -6,8 +6,8 @@ import pytest
 from django.urls import reverse
 
 from mailbox.compose.models import OutgoingMessage
-from mailbox.store.blobs import blob_read
 from mailbox.store.models import LocalFolder, StoredMessage
+from mailbox.store.raw import raw_read
 from tests.mailbox.compose.helpers import flags_of, folder_messages, parse, validity_of
 
 
@@ -217,7 +217,7 @@ def test_pop_account_drafts_and_sent_copies_go_to_the_store(
     [draft] = StoredMessage.objects.filter(
         user=account.user, folder__special_use=LocalFolder.Use.DRAFTS
     )
-    assert "v2" in parse(blob_read(draft.blob)).get_body(("plain",)).get_content()
+    assert "v2" in parse(raw_read(draft)).get_body(("plain",)).get_content()
 
     with django_capture_on_commit_callbacks(execute=True):
         user_client.post(
@@ -241,7 +241,7 @@ def test_pop_account_drafts_and_sent_copies_go_to_the_store(
     )
     assert sent.seen
     assert sent.subject == "Store"
-    assert parse(blob_read(sent.blob))["Bcc"] == "b@example.net"
+    assert parse(raw_read(sent))["Bcc"] == "b@example.net"
     assert len(smtp_server.received) == 1
 
 

@@ -18,8 +18,8 @@ from mailbox.errors import ServerProblem
 from mailbox.imap import pool
 from mailbox.pop import importer
 from mailbox.pop.lock import ImportBusy, account_lock
-from mailbox.store import blobs
-from mailbox.store.models import ImportJob, StoredMessage, UidlEntry
+from mailbox.store.models import ImportJob, InlineRaw, StoredMessage, UidlEntry
+from mailbox.store.raw import raw_read
 from tests.conftest import make_account
 from tests.data.loader import eml_names, load_eml
 
@@ -215,13 +215,19 @@ def test_over_quota_stops_and_continues_once_there_is_room(pop_account, dovecot)
     assert pop_account.status_detail == ""
 
 
+@pytest.mark.parametrize(
+    ("count", "size", "cut_after"),
+    [(10, 200_000, 900_000), (100, 4_000, 200_000)],
+    ids=["files", "inline"],
+)
 def test_a_connection_cut_during_retr_loses_nothing_and_duplicates_nothing(
-    pop_account, dovecot
+    pop_account, dovecot, count, size, cut_after
 ):
-    """The cut run raises ServerProblem (retry); the rerun completes the set."""
+    """The cut run raises ServerProblem (retry); the rerun completes the set.
+    Large messages are blob files, small ones rows of the database."""
     keep_no_copy(pop_account)
-    dovecot.generate(pop_account.username, 10, size=200_000)
-    proxy = CuttingProxy(dovecot.pop3_port, cut_after=900_000)
+    dovecot.generate(pop_account.username, count, size=size)
+    proxy = CuttingProxy(dovecot.pop3_port, cut_after=cut_after)
     try:
         pop_account.port = proxy.port
         pop_account.save()
@@ -232,16 +238,21 @@ def test_a_connection_cut_during_retr_loses_nothing_and_duplicates_nothing(
         assert failed.status == ImportJob.Status.FAILED
         assert failed.error
         first = len(stored(pop_account))
-        assert 0 < first < 10
+        assert 0 < first < count
         # No QUIT: the server still has every message.
-        assert dovecot.count(pop_account.username) == 10
+        assert dovecot.count(pop_account.username) == count
         job = importer.run(account_id=pop_account.pk)
     finally:
         proxy.close()
-    assert job.imported == 10 - first
-    assert len(stored(pop_account)) == 10 == len(set(stored(pop_account)))
+    assert job.imported == count - first
+    assert len(stored(pop_account)) == count == len(set(stored(pop_account)))
     assert dovecot.count(pop_account.username) == 0
     assert used_bytes(pop_account.user) == stored_bytes(pop_account)
+    inline = size <= importer.inline_max_bytes()
+    assert all(
+        (message.blob == "") is inline and raw_read(message)
+        for message in StoredMessage.objects.filter(account=pop_account)
+    )
 
 
 def test_a_refused_login_is_recorded_and_not_retried(pop_account, dovecot):
@@ -368,14 +379,16 @@ def test_a_second_import_of_one_account_is_refused(
     assert importer.run(account_id=pop_account.pk).imported == 2
 
 
+@pytest.mark.parametrize("size", [2_000, 100_000], ids=["inline", "files"])
 @pytest.mark.parametrize("hook", ["_after_retrieve", "_after_commit", "_before_quit"])
 def test_a_crash_then_a_rerun_imports_each_message_exactly_once(
-    pop_account, dovecot, monkeypatch, hook
+    pop_account, dovecot, monkeypatch, hook, size
 ):
     """A worker dying after RETR, after the commit or before QUIT (DELEs sent)
-    leaves the store and the server so that the next run completes them once."""
+    leaves the store and the server so that the next run completes them once,
+    small messages (in the database) and large ones (files) alike."""
     keep_no_copy(pop_account)
-    dovecot.generate(pop_account.username, 5)
+    dovecot.generate(pop_account.username, 5, size=size)
     calls = []
 
     def crash(*args):
@@ -437,13 +450,16 @@ def test_blobs_that_cannot_be_made_durable_commit_nothing(
 ):
     """A disk that refuses to sync the batch's blobs: no row, no ledger entry,
     no usage, no DELE, the blobs removed; the next run imports them all.
+    (Messages larger than the inline limit: small ones have no blob.)
 
     The sync error is injected (STYLE §7: a fault the test machine's disk
     cannot be made to produce on demand).
     """
     settings.MEDIA_ROOT = tmp_path / "media"
     keep_no_copy(pop_account)
-    dovecot.generate(pop_account.username, 5)
+    dovecot.generate(
+        pop_account.username, 5, size=settings.WEBMAIL_STORE_INLINE_MAX_BYTES + 1000
+    )
 
     def refuse(self):
         raise OSError(5, "Input/output error")
@@ -472,7 +488,7 @@ def test_imported_blobs_are_the_messages_as_the_server_sent_them(pop_account, do
     )
     importer.run(account_id=pop_account.pk)
     blobs_by_subject = {
-        message.subject: blobs.blob_read(message.blob)
+        message.subject: raw_read(message)
         for message in StoredMessage.objects.filter(account=pop_account)
     }
     assert blobs_by_subject == {
@@ -481,3 +497,180 @@ def test_imported_blobs_are_the_messages_as_the_server_sent_them(pop_account, do
     }
     two = StoredMessage.objects.get(account=pop_account, subject="two")
     assert (two.from_name, two.from_email) == ("A B", "a@example.org")
+
+
+# -- small messages in the database, larger ones in files -------------------------
+
+
+def sized_message(size: int, tag: str) -> bytes:
+    """A message of exactly ``size`` bytes once its lines end in CRLF (as POP3
+    sends it), written with LF line ends (as in the Maildir)."""
+    head = f"Subject: {tag}\nMessage-ID: <{tag}@example.test>\n\n".encode()
+    remaining = size - len(head) - head.count(b"\n")
+    assert remaining >= 2
+    lines = []
+    while remaining:
+        width = remaining - 2 if remaining <= 78 else 76
+        if remaining - (width + 2) == 1:
+            width -= 1
+        lines.append(b"x" * width + b"\n")
+        remaining -= width + 2
+    data = head + b"".join(lines)
+    assert len(data) + data.count(b"\n") == size
+    return data
+
+
+def _crlf(data: bytes) -> bytes:
+    return data.replace(b"\n", b"\r\n")
+
+
+def attached(subject: str, payload: bytes) -> bytes:
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"] = "Ann <ann@example.net>"
+    message["To"] = "me@example.test"
+    message["Subject"] = subject
+    message["Message-ID"] = f"<{subject}@example.test>"
+    message.set_content("See the attachment.")
+    message.add_attachment(
+        payload, maintype="application", subtype="octet-stream", filename="data.bin"
+    )
+    return message.as_bytes()
+
+
+def test_small_and_large_messages_side_by_side_read_back_byte_identical(
+    pop_account, dovecot, settings, tmp_path
+):
+    """A small message is kept in the database (no file), a large one in a
+    file; raw source, parsed message and attachment of each are what the
+    server sent."""
+    from mailbox.store.source import StoreSource
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    limit = settings.WEBMAIL_STORE_INLINE_MAX_BYTES
+    small_payload = bytes(range(256)) * 4
+    large_payload = bytes(range(256)) * (limit // 256 + 100)
+    small = attached("small", small_payload)
+    large = attached("large", large_payload)
+    assert len(_crlf(small)) <= limit < len(_crlf(large))
+    dovecot.deliver(pop_account.username, small, large)
+    job = importer.run(account_id=pop_account.pk)
+    assert job.imported == 2
+    rows = {m.subject: m for m in StoredMessage.objects.filter(account=pop_account)}
+    assert rows["small"].blob == ""
+    assert InlineRaw.objects.filter(message=rows["small"]).exists()
+    assert rows["large"].blob
+    assert not InlineRaw.objects.filter(message=rows["large"]).exists()
+    assert len(_blob_files(settings)) == 1
+    assert rows["small"].has_attachments
+    assert rows["large"].has_attachments
+
+    source = StoreSource(pop_account)
+    for subject, sent, payload in (
+        ("small", small, small_payload),
+        ("large", large, large_payload),
+    ):
+        row = rows[subject]
+        validity = row.folder_id
+        raw = b"".join(source.raw("INBOX", row.pk, validity=validity))
+        assert raw == _crlf(sent)
+        assert row.size == len(raw)
+        parsed = source.message("INBOX", row.pk, validity=validity).parsed
+        assert parsed.subject == subject
+        assert "See the attachment." in parsed.text
+        [info] = [a for a in parsed.attachments if a.filename == "data.bin"]
+        download = source.attachment("INBOX", row.pk, info.part_id, validity=validity)
+        assert b"".join(download.chunks) == payload
+    assert used_bytes(pop_account.user) == stored_bytes(pop_account)
+
+
+@pytest.mark.parametrize(("extra", "inline"), [(-1, True), (0, True), (1, False)])
+def test_the_inline_limit_is_inclusive(
+    pop_account, dovecot, settings, tmp_path, extra, inline
+):
+    """A message of exactly WEBMAIL_STORE_INLINE_MAX_BYTES is kept in the
+    database; one byte more is a file."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    size = settings.WEBMAIL_STORE_INLINE_MAX_BYTES + extra
+    data = sized_message(size, f"boundary{extra + 1}")
+    dovecot.deliver(pop_account.username, data)
+    assert importer.run(account_id=pop_account.pk).imported == 1
+    [row] = StoredMessage.objects.filter(account=pop_account)
+    assert row.size == size
+    assert (row.blob == "") is inline
+    assert InlineRaw.objects.filter(message=row).exists() is inline
+    assert len(_blob_files(settings)) == (0 if inline else 1)
+    assert raw_read(row) == _crlf(data)
+
+
+def test_a_message_announced_small_but_delivered_big_goes_to_a_file(
+    pop_account, dovecot, monkeypatch, settings, tmp_path
+):
+    """LIST sizes that lie low: a message that grows past the limit while it
+    arrives moves to a file and is stored intact; the usage is what was
+    written. (Dovecot reports true sizes, so the LIST answer is replaced.)"""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    keep_no_copy(pop_account)
+    limit = settings.WEBMAIL_STORE_INLINE_MAX_BYTES
+    big = sized_message(3 * limit, "liar")
+    small = sized_message(1000, "honest")
+    dovecot.deliver(pop_account.username, big, small)
+    real_sizes = importer.pop.sizes
+    monkeypatch.setattr(
+        importer.pop,
+        "sizes",
+        lambda client: dict.fromkeys(real_sizes(client), 100),
+    )
+    job = importer.run(account_id=pop_account.pk)
+    assert (job.imported, job.failed) == (2, 0)
+    rows = {m.subject: m for m in StoredMessage.objects.filter(account=pop_account)}
+    assert rows["liar"].blob
+    assert rows["honest"].blob == ""
+    assert raw_read(rows["liar"]) == _crlf(big)
+    assert raw_read(rows["honest"]) == _crlf(small)
+    assert [path.read_bytes() for path in _blob_files(settings)] == [_crlf(big)]
+    assert used_bytes(pop_account.user) == stored_bytes(pop_account) == 3 * limit + 1000
+    assert dovecot.count(pop_account.username) == 0
+    # Nothing left in the download folder either.
+    assert not any((Path(settings.MEDIA_ROOT) / "tmp").glob("*"))
+
+
+def test_deleting_imported_small_messages_frees_the_quota_and_touches_no_file(
+    pop_account, dovecot, settings, tmp_path
+):
+    """Small imported messages make no file; deleted for good, their rows and
+    bytes go, the usage drops to zero and they are not imported again."""
+    from mailbox.store import services
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    dovecot.generate(pop_account.username, 3, size=4000)
+    assert importer.run(account_id=pop_account.pk).imported == 3
+    assert _blob_files(settings) == []
+    assert InlineRaw.objects.count() == 3
+    assert used_bytes(pop_account.user) == stored_bytes(pop_account) > 0
+    user = pop_account.user
+    folders = services.folders_ensure(user=user)
+    ids = list(StoredMessage.objects.filter(user=user).values_list("pk", flat=True))
+    services.messages_delete(user=user, folder=folders["inbox"], ids=ids)
+    services.messages_delete(user=user, folder=folders["trash"], ids=ids)
+    assert not StoredMessage.objects.filter(user=user).exists()
+    assert not InlineRaw.objects.exists()
+    assert used_bytes(user) == 0
+    assert _blob_files(settings) == []
+    assert importer.run(account_id=pop_account.pk).imported == 0
+
+
+def test_a_batch_of_small_messages_needs_no_sync(pop_account, dovecot, monkeypatch):
+    """Only blob files are made durable before the commit: a batch of small
+    messages asks the disk for nothing."""
+    dovecot.generate(pop_account.username, 5, size=3000)
+    synced = []
+    real = importer.blobs.DurableBatch.add
+    monkeypatch.setattr(
+        importer.blobs.DurableBatch,
+        "add",
+        lambda self, *args: synced.append(args) or real(self, *args),
+    )
+    assert importer.run(account_id=pop_account.pk).imported == 5
+    assert synced == []

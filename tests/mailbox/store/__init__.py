@@ -35,16 +35,23 @@ def store_eml(
     account: MailAccount | None = None,
     folder: LocalFolder | None = None,
     received_at: datetime | None = None,
+    inline: bool = False,
 ) -> StoredMessage:
-    """Store a sample as the importer does: blob, row, ledger and quota at once."""
+    """Store a sample as the importer does: blob, row, ledger and quota at once.
+
+    A blob file by default (as every message was before small ones were kept
+    in the database); with ``inline`` the bytes go into the database instead.
+    """
     raw = load_eml(sample) if isinstance(sample, str) else sample
     if folder is None:
         folder = services.folders_ensure(user=user)[LocalFolder.Use.INBOX]
-    path = blobs.temp_dir() / f"test-{secrets.token_hex(8)}.part"
-    path.write_bytes(raw)
     uidl = secrets.token_hex(8)
     with transaction.atomic():
-        name = blobs.blob_save(path, user_id=user.pk)
+        name = ""
+        if not inline:
+            path = blobs.temp_dir() / f"test-{secrets.token_hex(8)}.part"
+            path.write_bytes(raw)
+            name = blobs.blob_save(path, user_id=user.pk)
         message = services.message_add(
             user=user,
             account=account,
@@ -53,6 +60,7 @@ def store_eml(
             blob_name=name,
             size=len(raw),
             received_at=received_at,
+            data=raw if inline else None,
         )
         if account is not None:
             UidlEntry.objects.create(

@@ -204,6 +204,44 @@ def test_the_columns_of_every_sample_match_a_full_parse_of_its_header(
     assert services._header_columns(head) == quick
 
 
+_SINGLE_PART_BODIES = [
+    # Single-part text whose body looks like MIME: still one leaf, no
+    # attachment, and the header alone says so.
+    b"Subject: a\r\nContent-Type: text/plain\r\n\r\n"
+    b"Content-Type: multipart/mixed; boundary=x\r\n--x\r\n"
+    b"Content-Disposition: attachment; filename=a.bin\r\n\r\nAAAA\r\n--x--\r\n",
+    b"Subject: b\r\n\r\nsee message/rfc822 and name=x and ms-tnef\r\n",
+    b"Subject: c\r\nContent-Type: TEXT/HTML; charset=utf-8\r\n\r\n"
+    b"<p>attachment</p>\r\n",
+    # The header decides the other way: these have an attachment.
+    b"Subject: d\r\nContent-Type: text/plain; name=notes.txt\r\n\r\nhello\r\n",
+    b"Subject: e\r\nContent-Disposition: attachment\r\n\r\nhello\r\n",
+    b"Subject: f\r\nContent-Type: application/pdf\r\n\r\n%PDF\r\n",
+    b"Subject: g\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
+    b"Content-Type: text/plain\r\n\r\nhi\r\n--x\r\n"
+    b"Content-Type: application/octet-stream\r\n\r\nAAAA\r\n--x--\r\n",
+    b"Subject: i\r\nContent-Type: multipart/alternative; boundary=x\r\n\r\n"
+    b"--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n--x\r\n"
+    b"Content-Type: application/pdf\r\nContent-Disposition: attachment\r\n\r\n"
+    b"%PDF\r\n--x--\r\n",
+    # A header that ends early for the parser (a bare CR is a line end to it).
+    b"Subject: h\r\rContent-Type: multipart/mixed; boundary=x\r\n\r\nbody\r\n",
+]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [_crlf(load_eml(name)) for name in eml_names()] + _SINGLE_PART_BODIES,
+)
+def test_has_attachments_from_describe_is_what_a_full_parse_says(raw):
+    """The quick scan (header only for a single-part text message) never
+    decides differently from mime.parse_message."""
+    assert (
+        services.describe(raw, whole=True).has_attachments
+        is services._parsed_columns(raw).has_attachments
+    )
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -159,11 +159,13 @@ def test_sort_orders(user, source, sort, reverse, expected):
         (SearchField.SUBJECT, "nothing like this", set()),
     ],
 )
-def test_search(user, source, field, text, expected):
-    """Search by header fields in the database, and in bodies by reading blobs."""
-    store_eml(user, "plain_utf8.eml")
-    store_eml(user, "alternative.eml")
-    store_eml(user, "attachments.eml")
+@pytest.mark.parametrize("inline", [False, True], ids=["file", "inline"])
+def test_search(user, source, field, text, expected, inline):
+    """Search by header fields in the database, and in bodies by reading the
+    messages' bytes (blob files, or rows of the database)."""
+    store_eml(user, "plain_utf8.eml", inline=inline)
+    store_eml(user, "alternative.eml", inline=inline)
+    store_eml(user, "attachments.eml", inline=inline)
     page = source.messages("INBOX", ListQuery(text=text, field=field))
     assert {m.subject for m in page.messages} == expected
     assert page.total == len(expected)
