@@ -217,7 +217,12 @@ class Download:
 class MailSource(Protocol):
     """One account's mail. Errors: ServerProblem, FolderChanged, MessageGone."""
 
-    def folders(self) -> list[Folder]: ...
+    def folders(self, *, counts: bool | None = True) -> list[Folder]:
+        """Every folder, in display order. ``counts``: True, each selectable
+        folder's total and unread; False, none (None in each Folder); None,
+        only where they cost nothing more than the list itself (an IMAP server
+        with LIST-STATUS; the store always)."""
+        ...
 
     def create_folder(self, name: str, parent: str | None = None) -> str: ...
 

@@ -316,7 +316,7 @@ def _status(client: IMAPClient, name: str) -> tuple[int | None, int | None]:
 def list_folders(
     client: IMAPClient,
     *,
-    with_counts: bool = True,
+    with_counts: bool | None = True,
     chosen: Mapping[str, str] | None = None,
 ) -> list[Folder]:
     """All folders as a tree in display order, each child right after its parent.
@@ -325,14 +325,17 @@ def list_folders(
     Trash, All, Flagged), then the others by name (case-insensitive, numbers by
     value); the same order at every level. A parent the server does not list is
     added as a non-selectable folder. ``total``/``unread`` are None without
-    ``with_counts`` and for folders that cannot be selected.
+    ``with_counts`` and for folders that cannot be selected. ``with_counts``
+    None: counts only when they come with the listing (LIST-STATUS, one
+    command), never at the price of one STATUS per folder.
 
     ``chosen`` maps a special use to the folder the user picked for it (the
     account's setting): that folder gets the use, and no other folder keeps it.
     """
     counts: dict[str, tuple[int | None, int | None]] = {}
-    if with_counts and client.has_capability("LIST-STATUS"):
+    if with_counts is not False and client.has_capability("LIST-STATUS"):
         listed, counts = _extended_list(client, status=True)
+        with_counts = True
     elif client.has_capability("LIST-EXTENDED"):
         listed, _none = _extended_list(client, status=False)
     else:

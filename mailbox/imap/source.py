@@ -57,9 +57,11 @@ class ImapSource:
 
     # -- folders -----------------------------------------------------------------
 
-    def folders(self) -> list[Folder]:
+    def folders(self, *, counts: bool | None = True) -> list[Folder]:
         chosen = self.account.special_folders
-        return self._run(lambda c: folders.list_folders(c, chosen=chosen))
+        return self._run(
+            lambda c: folders.list_folders(c, with_counts=counts, chosen=chosen)
+        )
 
     def create_folder(self, name: str, parent: str | None = None) -> str:
         return self._run(lambda c: folders.create_folder(c, name, parent), retry=False)
