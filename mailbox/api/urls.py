@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import include, path, re_path, register_converter
 
-from mailbox.api import accounts, folders, messages, setup, views
+from mailbox.api import accounts, folders, messages, setup, unified, views
 from mailbox.api import schema as _schema  # noqa: F401  (registers the auth scheme)
 from mailbox.api.sync import MessageChangesApi
 
@@ -31,6 +31,7 @@ urlpatterns = [
     path("me/", accounts.MeApi.as_view(), name="me"),
     path("autoconfig/", setup.AutoconfigApi.as_view(), name="autoconfig"),
     path("quota/", accounts.StoreQuotaApi.as_view(), name="quota"),
+    path("all-inboxes/", unified.AllInboxesApi.as_view(), name="all_inboxes"),
     path("accounts/", accounts.AccountListApi.as_view(), name="accounts"),
     path(
         "accounts/<int:account_id>/",
