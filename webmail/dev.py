@@ -4,8 +4,9 @@
     python3 -m webmail.dev test   # venv, locked install, the whole test suite
 
 Both create ``.venv`` with the locked dependencies (``uv.lock``) on first use.
-``test`` also needs Dovecot, Redis and Chromium: as root it installs the Debian
-packages when they are missing, otherwise it says which ones to install.
+``test`` also needs Dovecot, Redis, Chromium and Node's npm (for axe-core, the
+accessibility checker, installed from ``package-lock.json``): as root it installs
+the Debian packages when they are missing, otherwise it says which ones to install.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 DEBIAN_TEST_PACKAGES = ["dovecot-imapd", "dovecot-pop3d", "redis-server", "chromium"]
+DEBIAN_NPM_PACKAGES = ["nodejs", "npm"]
 
 
 def _run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
@@ -58,6 +60,29 @@ def ensure_test_servers() -> None:
     _run("apt-get", "install", "-y", "-qq", *DEBIAN_TEST_PACKAGES, env=env)
 
 
+def ensure_node_tools() -> None:
+    """Install the locked npm packages (axe-core) when missing or out of date."""
+    lock = ROOT / "package-lock.json"
+    # npm writes node_modules/.package-lock.json on every install.
+    installed = ROOT / "node_modules" / ".package-lock.json"
+    if (
+        (ROOT / "node_modules" / "axe-core").is_dir()
+        and installed.exists()
+        and installed.stat().st_mtime >= lock.stat().st_mtime
+    ):
+        return
+    if shutil.which("npm") is None:
+        if os.geteuid() != 0:
+            sys.exit(
+                "The browser tests need Node's npm for axe-core; install it with:\n"
+                "  sudo apt-get install " + " ".join(DEBIAN_NPM_PACKAGES)
+            )
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        _run("apt-get", "update", "-qq", env=env)
+        _run("apt-get", "install", "-y", "-qq", *DEBIAN_NPM_PACKAGES, env=env)
+    _run("npm", "ci", "--quiet", "--no-audit", "--no-fund")
+
+
 def run(args: list[str]) -> None:
     ensure_venv(dev=False)
     _run(PYTHON, "manage.py", "migrate", "--no-input")
@@ -71,6 +96,7 @@ def run(args: list[str]) -> None:
 def test(args: list[str]) -> None:
     ensure_venv(dev=True)
     ensure_test_servers()
+    ensure_node_tools()
     os.execv(PYTHON, [str(PYTHON), "-m", "pytest", *args])  # noqa: S606
 
 
