@@ -1,6 +1,6 @@
 from django.urls import path
 
-from mailbox.views import accounts, compose, mail
+from mailbox.views import accounts, compose, live, mail, unified
 
 app_name = "mailbox"
 
@@ -40,7 +40,10 @@ urlpatterns = [
     path("mail/<int:account_id>/message/part/", mail.attachment, name="attachment"),
     path("mail/<int:account_id>/actions/", mail.bulk_action, name="bulk_action"),
     path("mail/<int:account_id>/folders/", mail.folder_manage, name="folder_manage"),
+    path("mail/<int:account_id>/status/", live.folder_status, name="folder_status"),
     path("mail/<int:account_id>/trust-sender/", mail.trust_sender, name="trust_sender"),
+    path("mail/all/", unified.all_inboxes, name="all_inboxes"),
+    path("mail/all/status/", unified.all_inboxes_status, name="all_inboxes_status"),
     path("mail/inline/", mail.inline_part, name="inline_part"),
     path("mail/image/", mail.image_proxy, name="image_proxy"),
     # Writing mail (mailbox/views/compose.py).
