@@ -190,6 +190,9 @@ def _sidebar(request: HttpRequest, account: MailAccount, source: MailSource) -> 
         "accounts": mail_account_list(user=request.user).filter(is_active=True),
         "folders": source.folders(counts=None),
         "quota": source.quota(),
+        # A POP3 account's import shows where its mail is read, as on the
+        # accounts page (one small query).
+        "import_job": account.import_jobs.first() if account.is_pop else None,
     }
 
 

@@ -236,6 +236,19 @@ def test_import_now_imports_and_shows_the_counts(
     assert dovecot.count(mail_user.username) == 3  # a copy stays on the server
 
 
+def test_the_mail_sidebar_shows_the_import(user_client, pop_account):
+    """Reading a POP3 account's mail, its import's progress is in the sidebar."""
+    listing = reverse("mailbox:message_list", args=[pop_account.pk])
+    assert "import-status" not in user_client.get(listing).content.decode()
+    job = ImportJob.objects.create(
+        account=pop_account, status="running", total=10, done=4
+    )
+    page = user_client.get(listing).content.decode()
+    assert 'class="import-status status-running"' in page
+    assert job_url(job) in page
+    assert '<progress max="10" value="4">' in page
+
+
 def test_import_now_into_the_chosen_store_folder(
     user_client, pop_account, dovecot, mail_user, django_capture_on_commit_callbacks
 ):
