@@ -40,6 +40,7 @@ from mailbox.sources import (
     ListQuery,
     MailSource,
     MessageGone,
+    MessageSummary,
     SpecialUse,
 )
 from mailbox.templatetags.mail import mail_date
@@ -146,26 +147,31 @@ def _rows(account_id: int, folder: str, page, list_query: str) -> list[ListRow]:
         + urlencode({"folder": folder, "v": page.validity})
     )
     tail = "&" + list_query if list_query else ""
+    printed = row_printer()
+    return [
+        ListRow(uid=m.uid, href=f"{base}&uid={m.uid}{tail}", **printed(m))
+        for m in page.messages
+    ]
+
+
+def row_printer() -> Callable[[MessageSummary], dict[str, Any]]:
+    """What a list line shows of a message (the words looked up once per list)."""
     no_sender, no_subject = _("(no sender)"), _("(no subject)")
-    rows = []
-    for m in page.messages:
-        sender = m.from_[0].name or m.from_[0].email if m.from_ else no_sender
-        rows.append(
-            ListRow(
-                uid=m.uid,
-                href=f"{base}&uid={m.uid}{tail}",
-                unread=not m.seen,
-                flagged=m.flagged,
-                answered=m.answered,
-                attachments=m.has_attachments,
-                sender=sender,
-                subject=m.subject or no_subject,
-                date_iso=m.date.isoformat() if m.date else "",
-                date_text=mail_date(m.date),
-                size_text=filesizeformat(m.size),
-            )
-        )
-    return rows
+
+    def printed(m: MessageSummary) -> dict[str, Any]:
+        return {
+            "unread": not m.seen,
+            "flagged": m.flagged,
+            "answered": m.answered,
+            "attachments": m.has_attachments,
+            "sender": m.from_[0].name or m.from_[0].email if m.from_ else no_sender,
+            "subject": m.subject or no_subject,
+            "date_iso": m.date.isoformat() if m.date else "",
+            "date_text": mail_date(m.date),
+            "size_text": filesizeformat(m.size),
+        }
+
+    return printed
 
 
 def _list_url(account_id: int, folder: str, **params: object) -> str:

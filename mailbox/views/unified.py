@@ -8,16 +8,14 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.http import urlencode
-from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from mailbox import unified
 from mailbox.sources import ListQuery, SearchField
-from mailbox.templatetags.mail import mail_date
+from mailbox.views.mail import ListRow, row_printer
 
 
 class AllInboxesParams(forms.Form):
@@ -48,54 +46,34 @@ class AllInboxesParams(forms.Form):
 
 
 @dataclass(frozen=True)
-class InboxRow:
-    """One line of the merged list, ready to print."""
+class InboxRow(ListRow):
+    """One line of the merged list: a list line and the account it is from."""
 
-    account_id: int
-    account_label: str
-    folder: str
-    validity: int
-    uid: int
-    href: str
-    unread: bool
-    flagged: bool
-    answered: bool
-    attachments: bool
-    sender: str
-    subject: str
-    date_iso: str
-    date_text: str
-    size_text: str
+    account_id: int = 0
+    account_label: str = ""
+    folder: str = ""
+    validity: int = 0
 
 
 def _rows(page: unified.UnifiedPage) -> list[InboxRow]:
     views: dict[int, str] = {}
-    no_sender, no_subject = _("(no sender)"), _("(no subject)")
+    printed = row_printer()
     rows = []
     for row in page.rows:
         account = row.account
         if account.pk not in views:
             views[account.pk] = reverse("mailbox:message_view", args=[account.pk])
         m = row.summary
-        sender = m.from_[0].name or m.from_[0].email if m.from_ else no_sender
         ref = urlencode({"folder": row.folder, "v": row.validity, "uid": m.uid})
         rows.append(
             InboxRow(
+                uid=m.uid,
+                href=f"{views[account.pk]}?{ref}",
                 account_id=account.pk,
                 account_label=account.label,
                 folder=row.folder,
                 validity=row.validity,
-                uid=m.uid,
-                href=f"{views[account.pk]}?{ref}",
-                unread=not m.seen,
-                flagged=m.flagged,
-                answered=m.answered,
-                attachments=m.has_attachments,
-                sender=sender,
-                subject=m.subject or no_subject,
-                date_iso=m.date.isoformat() if m.date else "",
-                date_text=mail_date(m.date),
-                size_text=filesizeformat(m.size),
+                **printed(m),
             )
         )
     return rows
